@@ -1,0 +1,311 @@
+"""Device cards: TOML files in ``devices/`` validated into :class:`DeviceModel`.
+
+A card is data. Every fitted constant sits in a card section with a ``source``;
+values without a published source are listed in that section's ``assumptions``.
+Validation happens on load: a malformed file, an unknown or missing key, a wrong type
+or a value out of physical range raises one :class:`~analogsim.errors.ConfigError`
+that names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from analogsim.devices.functions import parse_piecewise
+from analogsim.devices.model import (
+    AccumulatedNoise,
+    Conductance,
+    DeviceModel,
+    Drift,
+    Faults,
+    Programming,
+    Temperature,
+    dataclass_to_dict,
+)
+from analogsim.errors import ConfigError
+
+SECTIONS = ("conductance", "programming", "drift", "read_noise", "temperature", "faults")
+TOP_KEYS = ("name", "technology", "description", "source", *SECTIONS)
+TECHNOLOGIES = ("pcm", "rram", "ideal", "other")
+
+_NUM = "number"
+_PW = "piecewise"
+_STR = "string"
+_LIST = "list of numbers"
+_INT = "integer"
+
+# key: (kind, required, low, high, low_inclusive, high_inclusive)
+_SPEC: dict[str, dict[str, tuple]] = {
+    "conductance": {
+        "g_min_uS": (_NUM, True, 0.0, math.inf, True, False),
+        "g_max_uS": (_NUM, True, 0.0, math.inf, False, False),
+        "devices_per_weight": (_INT, False, 1, 64, True, True),
+    },
+    "programming": {
+        "coeffs_uS": (_LIST, True, None, None, True, True),
+        "g_max_ref_uS": (_NUM, True, 0.0, math.inf, False, False),
+        "scale": (_NUM, False, 0.0, math.inf, True, False),
+    },
+    "drift": {
+        "t0_s": (_NUM, True, 0.0, math.inf, False, False),
+        "nu_mean": (_PW, True, None, None, True, True),
+        "nu_std": (_PW, True, None, None, True, True),
+        "scale": (_NUM, False, 0.0, math.inf, True, False),
+    },
+    "read_noise": {
+        "kind": (_STR, True, ("relative", "absolute"), None, True, True),
+        "amplitude": (_PW, True, None, None, True, True),
+        "t_offset_s": (_NUM, True, 0.0, math.inf, True, False),
+        "t_scale_s": (_NUM, True, 0.0, math.inf, False, False),
+        "t0_s": (_NUM, False, 0.0, math.inf, True, False),
+        "scale": (_NUM, False, 0.0, math.inf, True, False),
+        "dv": (_NUM, False, 0.0, math.inf, False, False),
+    },
+    "temperature": {
+        "t_ref_K": (_NUM, True, 0.0, 1000.0, False, False),
+        "drift_ea_eV": (_NUM, False, 0.0, 5.0, True, True),
+        "conduction_ea_gmin_eV": (_NUM, False, -1.0, 2.0, True, True),
+        "conduction_ea_gmax_eV": (_NUM, False, -1.0, 2.0, True, True),
+    },
+    "faults": {
+        "stuck_at_gmin_rate": (_NUM, False, 0.0, 1.0, True, True),
+        "stuck_at_gmax_rate": (_NUM, False, 0.0, 1.0, True, True),
+        "outlier_rate": (_NUM, False, 0.0, 1.0, True, True),
+        "outlier_min_factor": (_NUM, False, 1.0, math.inf, True, False),
+        "outlier_alpha": (_NUM, False, 0.0, math.inf, False, False),
+        "outlier_max_factor": (_NUM, False, 1.0, math.inf, True, False),
+        "onset_gmin_per_s": (_NUM, False, 0.0, math.inf, True, False),
+        "onset_gmax_per_s": (_NUM, False, 0.0, math.inf, True, False),
+    },
+}
+_COMMON = ("source", "assumptions")
+_CLASSES = {
+    "conductance": Conductance,
+    "programming": Programming,
+    "drift": Drift,
+    "read_noise": AccumulatedNoise,
+    "temperature": Temperature,
+    "faults": Faults,
+}
+
+
+def _range_text(lo: Any, hi: Any, lo_inc: bool, hi_inc: bool) -> str:
+    left = "[" if lo_inc else "("
+    right = "]" if hi_inc else ")"
+    return f"a number in {left}{lo:g}, {hi:g}{right}"
+
+
+def _check_value(section: str, key: str, value: Any, spec: tuple, file: Any) -> Any:
+    kind, _req, lo, hi, lo_inc, hi_inc = spec
+    where = f"{section}.{key}"
+    if kind == _PW:
+        return parse_piecewise(value, file=file, key=where)
+    if kind == _STR:
+        if value not in lo:
+            raise ConfigError(
+                "invalid value", file=file, key=where, value=value, allowed=", ".join(lo)
+            )
+        return value
+    if kind == _LIST:
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+        ):
+            raise ConfigError(
+                "must be a non-empty list of numbers", file=file, key=where, value=value
+            )
+        return tuple(float(x) for x in value)
+    if kind == _INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("must be an integer", file=file, key=where, value=value)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            "must be a number",
+            file=file,
+            key=where,
+            value=value,
+            allowed=_range_text(lo, hi, lo_inc, hi_inc),
+        )
+    v = float(value) if kind == _NUM else value
+    ok_lo = v >= lo if lo_inc else v > lo
+    ok_hi = v <= hi if hi_inc else v < hi
+    if not (ok_lo and ok_hi) or (kind == _NUM and not math.isfinite(v)):
+        raise ConfigError(
+            "value out of physical range",
+            file=file,
+            key=where,
+            value=value,
+            allowed=_range_text(lo, hi, lo_inc, hi_inc),
+        )
+    return v
+
+
+def _section(name: str, table: Any, file: Any) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table", file=file, key=name, value=table)
+    spec = _SPEC[name]
+    allowed = (*spec, *_COMMON)
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key '{key}' in [{name}]",
+                file=file,
+                key=f"{name}.{key}",
+                allowed=", ".join(allowed),
+            )
+    kwargs: dict[str, Any] = {}
+    for key, kspec in spec.items():
+        if key not in table:
+            if kspec[1]:
+                raise ConfigError(
+                    f"missing required key '{key}' in [{name}]",
+                    file=file,
+                    key=f"{name}.{key}",
+                    allowed=f"[{name}] needs " + ", ".join(k for k, s in spec.items() if s[1]),
+                )
+            continue
+        kwargs[key] = _check_value(name, key, table[key], kspec, file)
+    source = table.get("source", "")
+    if not isinstance(source, str):
+        raise ConfigError("must be a string", file=file, key=f"{name}.source", value=source)
+    assumptions = table.get("assumptions", [])
+    if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
+        raise ConfigError(
+            "must be a list of key names", file=file, key=f"{name}.assumptions", value=assumptions
+        )
+    for a in assumptions:
+        if a not in spec:
+            raise ConfigError(
+                "assumption names a key this section does not have",
+                file=file,
+                key=f"{name}.assumptions",
+                value=a,
+                allowed=", ".join(spec),
+            )
+    kwargs["source"] = source
+    kwargs["assumptions"] = tuple(assumptions)
+    return _CLASSES[name](**kwargs)
+
+
+def device_from_dict(
+    data: dict[str, Any], *, file: Any = "<dict>", path: Path | None = None
+) -> DeviceModel:
+    """Validate a parsed card and build the :class:`DeviceModel`."""
+    if not isinstance(data, dict):
+        raise ConfigError("a device card is a TOML table", file=file, value=type(data).__name__)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"unknown top-level key '{key}'", file=file, key=key, allowed=", ".join(TOP_KEYS)
+            )
+    for key in ("name", "technology"):
+        if key not in data:
+            raise ConfigError(f"missing required key '{key}'", file=file, key=key)
+    name = data["name"]
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ConfigError(
+            "invalid device name",
+            file=file,
+            key="name",
+            value=name,
+            allowed="letters, digits, '-' and '_'",
+        )
+    tech = data["technology"]
+    if tech not in TECHNOLOGIES:
+        raise ConfigError(
+            "unknown technology",
+            file=file,
+            key="technology",
+            value=tech,
+            allowed=", ".join(TECHNOLOGIES),
+        )
+    for key in ("description", "source"):
+        if not isinstance(data.get(key, ""), str):
+            raise ConfigError("must be a string", file=file, key=key, value=data[key])
+    if "conductance" not in data:
+        raise ConfigError("missing required section [conductance]", file=file, key="conductance")
+    parts = {s: _section(s, data[s], file) for s in SECTIONS if s in data}
+    cond: Conductance = parts["conductance"]
+    if cond.g_min_uS >= cond.g_max_uS:
+        raise ConfigError(
+            "g_min_uS must be below g_max_uS",
+            file=file,
+            key="conductance.g_min_uS",
+            value=cond.g_min_uS,
+            allowed=f"0 <= g_min_uS < g_max_uS = {cond.g_max_uS:g}",
+        )
+    faults: Faults | None = parts.get("faults")
+    if faults is not None:
+        total = faults.stuck_at_gmin_rate + faults.stuck_at_gmax_rate + faults.outlier_rate
+        if total > 1.0:
+            raise ConfigError(
+                "fault rates add up to more than 1",
+                file=file,
+                key="faults",
+                value=total,
+                allowed="stuck_at_gmin_rate + stuck_at_gmax_rate + outlier_rate <= 1",
+            )
+        if faults.outlier_max_factor < faults.outlier_min_factor:
+            raise ConfigError(
+                "outlier_max_factor must be >= outlier_min_factor",
+                file=file,
+                key="faults.outlier_max_factor",
+                value=faults.outlier_max_factor,
+            )
+    rn: AccumulatedNoise | None = parts.get("read_noise")
+    if rn is not None and rn.t_offset_s + rn.t0_s <= 0:
+        raise ConfigError(
+            "the noise clock v(t) = ln((t + t0_s + t_offset_s)/t_scale_s) must be defined at t = 0",
+            file=file,
+            key="read_noise.t_offset_s",
+            value=rn.t_offset_s,
+            allowed="t0_s + t_offset_s > 0",
+        )
+    return DeviceModel(
+        name=name,
+        technology=tech,
+        description=data.get("description", ""),
+        source=data.get("source", ""),
+        conductance=cond,
+        programming=parts.get("programming"),
+        drift=parts.get("drift"),
+        read_noise=rn,
+        temperature=parts.get("temperature", Temperature()),
+        faults=faults if faults is not None else Faults(),
+        path=path,
+    )
+
+
+def load_card(path: str | Path) -> DeviceModel:
+    """Read and validate one card file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("device card not found", file=path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=path) from None
+    return device_from_dict(data, file=path, path=path.resolve())
+
+
+def card_dict(device: DeviceModel) -> dict[str, Any]:
+    """The card of a device model as plain data (inverse of :func:`device_from_dict`)."""
+    out: dict[str, Any] = {
+        "name": device.name,
+        "technology": device.technology,
+        "description": device.description,
+        "source": device.source,
+    }
+    for s in SECTIONS:
+        part = getattr(device, s)
+        if part is not None:
+            out[s] = dataclass_to_dict(part)
+    return out
+
+
+__all__ = ["SECTIONS", "card_dict", "device_from_dict", "load_card"]

@@ -1,0 +1,304 @@
+"""Converting a torch model: wrap its weight layers in place and hold the device state.
+
+>>> import torch, analogsim
+>>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+>>> am = analogsim.convert(net, "all_analog").program(seed=0)
+>>> y = am.at(3600.0, 300.0)(torch.randn(2, 8))          # one hour after programming, 300 K
+>>> digital = am.restore()                               # original weights, bit for bit
+
+Time
+----
+An :class:`AnalogModel` keeps the wall time since programming and, per distinct drift
+activation energy among its devices, the *equivalent* time at the reference temperature
+(``t_eq = integral of exp(-Ea/k (1/T - 1/T_ref)) dt``). ``at(t, T)`` means "held at T
+since programming"; ``advance(dt, T)`` adds ``dt`` at ``T``; the clock calls
+:meth:`AnalogModel.set_time` with equivalent times integrated over any profile. Device
+state is always recomputed from the programmed state at the new equivalent time.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from analogsim.devices import DeviceModel
+from analogsim.devices.physics import arrhenius_factor
+from analogsim.devices.quant import Quantizer
+from analogsim.devices.rng import derive_seed
+from analogsim.mapping.rules import LayerPlan, Mapping, PlacementPlan, load_mapping, resolve_plan
+from analogsim.tiles.layer import AnalogLayer, weight_matrix
+
+
+class DigitalQuantized(nn.Module):
+    """A digital layer whose weights are integer-quantized (the original kept for restore)."""
+
+    def __init__(self, module: nn.Module, quantizer: Quantizer, name: str = "") -> None:
+        super().__init__()
+        self.digital = module
+        self.quantizer = quantizer
+        self.name = name
+        with torch.no_grad():
+            if isinstance(module, nn.Embedding):
+                q = quantizer(module.weight.detach())
+            else:
+                q = quantizer(weight_matrix(module).detach())
+        self.register_buffer("w_q", q.contiguous(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = self.digital
+        if isinstance(m, nn.Embedding):
+            return F.embedding(
+                x, self.w_q, m.padding_idx, m.max_norm, m.norm_type, m.scale_grad_by_freq, m.sparse
+            )
+        if isinstance(m, nn.Conv2d):
+            return F.conv2d(
+                x, self.w_q.view_as(m.weight), m.bias, m.stride, m.padding, m.dilation, m.groups
+            )
+        return F.linear(x, self.w_q, m.bias)
+
+    def extra_repr(self) -> str:
+        return f"int{self.quantizer.bits}, per_channel={self.quantizer.per_channel}"
+
+
+class AnalogEmbedding(nn.Module):
+    """An embedding table stored in analog memory: lookups read device conductances.
+
+    The table is mapped like a weight matrix (rows = tokens); a lookup returns the
+    row's effective weights at the current (t, T). No converters: a lookup is a read,
+    not an MVM.
+    """
+
+    def __init__(self, module: nn.Embedding, device: DeviceModel, name: str = "") -> None:
+        super().__init__()
+        from analogsim.tiles.config import TileConfig
+
+        self.digital = module
+        self.name = name
+        # reuse the tile's state machinery on a Linear view of the table
+        shim = nn.Linear(module.embedding_dim, module.num_embeddings, bias=False)
+        shim.weight = module.weight
+        self._layer = AnalogLayer(shim, device, TileConfig.ideal(), name)
+        self.kind = "embedding"
+
+    @property
+    def device_model(self) -> DeviceModel:
+        return self._layer.device_model
+
+    def program(self, seed: int) -> AnalogEmbedding:
+        self._layer.program(seed)
+        return self
+
+    def set_state(self, time_s: float, temperature_K: float | None) -> None:
+        self._layer.set_state(time_s, temperature_K)
+
+    def state_bytes(self) -> int:
+        return self._layer.state_bytes()
+
+    def forward(self, ids: Tensor) -> Tensor:
+        m = self.digital
+        return F.embedding(
+            ids,
+            self._layer.w_eff,
+            m.padding_idx,
+            m.max_norm,
+            m.norm_type,
+            m.scale_grad_by_freq,
+            m.sparse,
+        )
+
+
+def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+class AnalogModel(nn.Module):
+    """A converted model plus its device state. Call it like the original model.
+
+    Attributes:
+        model: the converted module (analog layers wrapped in place).
+        plan: the placement plan that converted it.
+    """
+
+    def __init__(self, model: nn.Module, plan: PlacementPlan) -> None:
+        super().__init__()
+        self.model = model
+        self.plan = plan
+        self.seed: int | None = None
+        self.time_s = 0.0
+        self.temperature_K: float | None = None
+        self._t_eq: dict[tuple[float, float], float] = {}
+        self._restored = False
+
+    # ------------------------------------------------------------------ access
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._restored:
+            raise RuntimeError("this AnalogModel was restored to digital; convert the model again")
+        return self.model(*args, **kwargs)
+
+    def analog_layers(self) -> Iterator[tuple[str, AnalogLayer | AnalogEmbedding]]:
+        """(name, layer) of every analog-placed layer."""
+        for name, mod in self.model.named_modules():
+            if isinstance(mod, AnalogLayer | AnalogEmbedding):
+                yield name, mod
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """Hugging Face ``generate`` of the converted model."""
+        return self.model.generate(*args, **kwargs)
+
+    @property
+    def config(self) -> Any:
+        return getattr(self.model, "config", None)
+
+    # ------------------------------------------------------------------ state
+    def _layer_seed(self, seed: int, name: str, plan: LayerPlan | None) -> int:
+        # tied weights placed analog on the same device share one physical array
+        key = name
+        if plan is not None and plan.tied_to is not None:
+            key = min(name, plan.tied_to)
+        return derive_seed(seed, key)
+
+    @torch.no_grad()
+    def program(self, seed: int) -> AnalogModel:
+        """Program every analog layer from ``seed`` (same seed, same numbers); time goes to 0."""
+        self.seed = int(seed)
+        by_name = self.plan.by_name()
+        for name, layer in self.analog_layers():
+            layer.program(self._layer_seed(self.seed, name, by_name.get(name)))
+        self.time_s = 0.0
+        self.temperature_K = None
+        self._t_eq = {}
+        return self
+
+    def _require_programmed(self) -> None:
+        if self.seed is None:
+            raise RuntimeError("call program(seed) before setting time")
+
+    @staticmethod
+    def _ea_key(device: DeviceModel) -> tuple[float, float]:
+        return (device.temperature.t_ref_K, device.temperature.drift_ea_eV)
+
+    def equivalent_time(self, device: DeviceModel) -> float:
+        """Equivalent age at the device's reference temperature, seconds."""
+        return self._t_eq.get(self._ea_key(device), self.time_s)
+
+    @torch.no_grad()
+    def set_time(
+        self,
+        time_s: float,
+        temperature_K: float | None,
+        equivalent: dict[tuple[float, float], float] | None = None,
+    ) -> AnalogModel:
+        """Put every analog layer at wall time ``time_s``, reading at ``temperature_K``.
+
+        ``equivalent`` maps ``(t_ref_K, drift_ea_eV)`` to the equivalent age; missing keys
+        are computed as if the chip was held at ``temperature_K`` since programming.
+        """
+        self._require_programmed()
+        if not math.isfinite(time_s) or time_s < 0:
+            raise ValueError(f"time must be finite and >= 0, got {time_s}")
+        equivalent = dict(equivalent or {})
+        for _, layer in self.analog_layers():
+            dev = layer.device_model
+            key = self._ea_key(dev)
+            if key not in equivalent:
+                acc = 1.0 if temperature_K is None else dev.temperature.acceleration(temperature_K)
+                equivalent[key] = time_s * acc
+            layer.set_state(equivalent[key], temperature_K)
+        self.time_s = float(time_s)
+        self.temperature_K = temperature_K
+        self._t_eq = equivalent
+        return self
+
+    def at(self, time_s: float, temperature_K: float | None = None) -> AnalogModel:
+        """State ``time_s`` seconds after programming, held at ``temperature_K`` all along."""
+        return self.set_time(time_s, temperature_K)
+
+    def advance(self, dt_s: float, temperature_K: float | None = None) -> AnalogModel:
+        """Add ``dt_s`` seconds at ``temperature_K`` to the history and update the state."""
+        self._require_programmed()
+        if not math.isfinite(dt_s) or dt_s < 0:
+            raise ValueError(f"dt must be finite and >= 0, got {dt_s}")
+        eq: dict[tuple[float, float], float] = {}
+        for _, layer in self.analog_layers():
+            key = self._ea_key(layer.device_model)
+            if key in eq:
+                continue
+            t_ref, ea = key
+            acc = 1.0 if temperature_K is None else arrhenius_factor(temperature_K, t_ref, ea)
+            eq[key] = self._t_eq.get(key, self.time_s) + dt_s * acc
+        return self.set_time(self.time_s + dt_s, temperature_K, eq)
+
+    # ------------------------------------------------------------------ restore / report
+    def restore(self) -> nn.Module:
+        """Put the original modules back (weights bit for bit) and return the digital model."""
+        for name, mod in list(self.model.named_modules()):
+            if isinstance(mod, AnalogLayer | AnalogEmbedding | DigitalQuantized):
+                _set_module(self.model, name, mod.digital)
+        self._restored = True
+        return self.model
+
+    def placement_report(self) -> list[dict[str, Any]]:
+        """One dict per weight layer: name, role, placement, device, tiles, params, rule."""
+        return [p.as_dict() for p in self.plan.layers]
+
+    def weight_bytes(self) -> int:
+        """Bytes of the analog-placed layers' original weights."""
+        total = 0
+        for _, layer in self.analog_layers():
+            w = layer.digital.weight
+            total += w.numel() * w.element_size()
+        return total
+
+    def state_bytes(self) -> int:
+        """Bytes of device state and caches held beyond the original weights."""
+        return sum(layer.state_bytes() for _, layer in self.analog_layers())
+
+
+def convert(
+    model: nn.Module,
+    mapping: str | Mapping = "all_analog",
+    *,
+    device: str | None = None,
+    inplace: bool = False,
+    seed: int | None = None,
+    strict: bool = True,
+) -> AnalogModel:
+    """Convert a torch / Hugging Face model for analog simulation.
+
+    Args:
+        model: the digital model (left untouched unless ``inplace``).
+        mapping: a shipped mapping name, a path to a mapping TOML, or a :class:`Mapping`.
+        device: device card for every analog placement (overrides the mapping's).
+        inplace: wrap the layers of ``model`` itself instead of a deep copy.
+        seed: if given, program the device state right away.
+        strict: a rule that matches no layer is an error (else ignored).
+    Returns:
+        An :class:`AnalogModel`. Call :meth:`AnalogModel.program` before running it.
+    """
+    m = load_mapping(mapping).with_device(device)
+    target = model if inplace else copy.deepcopy(model)
+    plan = resolve_plan(target, m, strict=strict)
+    for lp in plan.layers:
+        mod = target.get_submodule(lp.name)
+        if lp.placement == "analog":
+            if isinstance(mod, nn.Embedding):
+                new: nn.Module = AnalogEmbedding(mod, lp.device, lp.name)
+            else:
+                new = AnalogLayer(mod, lp.device, lp.tile, lp.name)
+        elif lp.quantizer is not None:
+            new = DigitalQuantized(mod, lp.quantizer, lp.name)
+        else:
+            continue
+        _set_module(target, lp.name, new)
+    am = AnalogModel(target, plan)
+    if seed is not None:
+        am.program(seed)
+    return am

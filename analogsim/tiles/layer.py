@@ -1,0 +1,387 @@
+"""An analog layer: a torch weight layer mapped onto crossbar tiles of a device.
+
+:class:`AnalogLayer` wraps an ``nn.Linear``, a GPT-2 ``Conv1D`` (weight stored
+transposed) or an ``nn.Conv2d`` *in place of* the original module, which it keeps
+untouched as ``.digital`` (so restoring gives the original weights bit for bit).
+
+State, time and memory
+----------------------
+``program(seed)`` fixes the layer's device seed; every per-device random quantity is
+regenerated from it in fixed chunks (see :mod:`analogsim.devices.rng`), so the only
+weight-sized tensor the layer keeps is ``w_eff``, the effective weights at the current
+(equivalent time, temperature): extra memory = 1x the weight bytes. ``set_state(t, T)``
+recomputes ``w_eff`` from the programmed state; the answer never depends on earlier calls.
+
+Forward
+-------
+* every tile non-ideality off: ``F.linear(x, w_eff, b)`` with compensation and scales
+  folded into ``w_eff`` (the cost of the digital layer);
+* otherwise per tile of ``rows`` inputs: DAC (scale by max|x| or a static range, round to
+  ``2^(b-1)-1`` levels), MVM on the tile's slice of ``w_eff``, output noise and per-MVM
+  read noise folded into *one* Gaussian per output with variance
+  ``out_noise^2 + read_noise^2 sum_j |W_ij| x_j^2`` (exact: both are independent
+  Gaussians), ADC (round to the grid ``adc_bound/(2^(b-1)-1)``, clip at ``adc_bound``),
+  digital sum over tiles, then the digital output scale (weight scale x compensation).
+  The noise for all tiles is drawn into one buffer by two threads; the MVM is fused with
+  the noise (``addmm_``); everything else is in place on reused buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from analogsim.devices.model import DeviceModel
+from analogsim.devices.physics import levels_for_bits
+from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed
+from analogsim.tiles.config import TileConfig
+
+try:  # transformers is a dependency, but keep the tiles importable without it
+    from transformers.pytorch_utils import Conv1D as _HFConv1D
+except Exception:  # pragma: no cover - exercised only without transformers
+    _HFConv1D = None
+
+KINDS = ("linear", "conv1d", "conv2d")
+
+
+def module_kind(module: nn.Module) -> str | None:
+    """``"linear"``, ``"conv1d"`` (GPT-2 Conv1D), ``"conv2d"`` or None if not mappable."""
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if _HFConv1D is not None and isinstance(module, _HFConv1D):
+        return "conv1d"
+    if isinstance(module, nn.Conv2d):
+        return "conv2d"
+    return None
+
+
+def weight_matrix(module: nn.Module) -> Tensor:
+    """The ``(out, in)`` matrix an MVM sees (a view where possible)."""
+    kind = module_kind(module)
+    w = module.weight
+    if kind == "linear":
+        return w
+    if kind == "conv1d":
+        return w.t()  # Conv1D stores (in, out)
+    if kind == "conv2d":
+        return w.reshape(w.shape[0], -1)
+    raise TypeError(f"cannot map {type(module).__name__} onto a crossbar")
+
+
+class AnalogLayer(nn.Module):
+    """A weight layer on simulated crossbar tiles (see module docstring).
+
+    Args:
+        module: the digital layer (``nn.Linear``, GPT-2 ``Conv1D``, ``nn.Conv2d``).
+        device: the device model of the tiles.
+        tile: tile settings.
+        name: the qualified module name (for reports and seeds).
+    """
+
+    def __init__(
+        self, module: nn.Module, device: DeviceModel, tile: TileConfig, name: str = ""
+    ) -> None:
+        super().__init__()
+        kind = module_kind(module)
+        if kind is None:
+            raise TypeError(
+                f"{name or 'module'}: cannot map {type(module).__name__} onto a crossbar"
+            )
+        self.kind = kind
+        self.digital = module
+        self.device_model = device
+        self.tile = tile
+        self.name = name
+        mat = weight_matrix(module)
+        self.out_features, self.in_features = int(mat.shape[0]), int(mat.shape[1])
+        if kind == "conv2d":
+            self.groups = module.groups
+            self.in_features_total = self.in_features * self.groups
+        else:
+            self.groups = 1
+        self.seed: int | None = None
+        self.time_s = 0.0
+        self.temperature_K: float | None = None
+        self.register_buffer("w_eff", None, persistent=False)
+        self.register_buffer("out_mult", None, persistent=False)
+        self.register_buffer("_ref_readout", None, persistent=False)
+        self.register_buffer("_w_scale", None, persistent=False)
+        self._noise = NoiseStream(0)
+        self._ws: dict[str, Tensor] = {}
+        self._comp: Tensor | None = None
+        self.frozen_compensation = False
+
+    # ------------------------------------------------------------------ info
+    @property
+    def bias(self) -> Tensor | None:
+        return self.digital.bias
+
+    def tiles_count(self) -> int:
+        """Crossbar tiles this layer occupies: ceil(K/rows) x ceil(N/cols) per group."""
+        per_group_out = self.out_features // self.groups
+        return (
+            self.groups
+            * math.ceil(self.in_features / self.tile.rows)
+            * math.ceil(per_group_out / self.tile.cols)
+        )
+
+    def state_bytes(self) -> int:
+        """Bytes the layer holds beyond the original module (device state and caches)."""
+        total = 0
+        for t in (self.w_eff, self.out_mult, self._ref_readout, self._w_scale):
+            if t is not None:
+                total += t.numel() * t.element_size()
+        return total
+
+    def workspace_bytes(self) -> int:
+        """Bytes of reusable forward buffers currently held (freed by :meth:`free_workspace`)."""
+        return sum(t.numel() * t.element_size() for t in self._ws.values())
+
+    def free_workspace(self) -> None:
+        self._ws.clear()
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.kind}, in={self.in_features}, out={self.out_features}, "
+            f"device={self.device_model.name}, tiles={self.tiles_count()}, io={self.tile.io_enabled}"
+        )
+
+    # ------------------------------------------------------------------ state
+    def matrix(self) -> Tensor:
+        """The original weights as an ``(out, in)`` matrix."""
+        return weight_matrix(self.digital)
+
+    @torch.no_grad()
+    def program(self, seed: int) -> AnalogLayer:
+        """Fix the device seed (sampling all per-device quantities) and go to t = 0, T_ref."""
+        self.seed = int(seed)
+        self._noise = NoiseStream(derive_seed(self.seed, "forward"), self.matrix().device)
+        w = self.matrix().detach()
+        if self.tile.weight_scale == "column":
+            scale = w.abs().amax(dim=1)
+        else:
+            scale = w.abs().amax().reshape(1).expand(w.shape[0]).clone()
+        self._w_scale = scale.clamp_(min=torch.finfo(w.dtype).tiny)
+        self._ref_readout = None
+        self._comp = None
+        self.frozen_compensation = False
+        self.set_state(0.0, None)
+        return self
+
+    @torch.no_grad()
+    def normalized_target(self) -> Tensor:
+        """``W / scale`` in ``[-1, 1]``, contiguous ``(out, in)``."""
+        return (self.matrix().detach() / self._w_scale[:, None]).contiguous()
+
+    @torch.no_grad()
+    def effective_normalized(self, time_s: float, temperature_K: float | None) -> Tensor:
+        """Normalised effective weights ``(G+ - G-)/(g_max - g_min)`` at (t, T), fresh tensor."""
+        if self.seed is None:
+            raise RuntimeError(f"{self.name}: call program(seed) before reading device state")
+        w_norm = self.normalized_target()
+        dev = self.device_model
+        if dev.is_ideal:
+            return w_norm
+        out = torch.empty_like(w_norm)
+        flat_w, flat_o = w_norm.view(-1), out.view(-1)
+        span = dev.g_max - dev.g_min
+        for i, start in enumerate(range(0, flat_w.numel(), CHUNK)):
+            wc = flat_w[start : start + CHUNK]
+            g = dev.conductances(dev.targets(wc), self.seed, time_s, temperature_K, chunk=i)
+            torch.sub(g[0], g[1], out=flat_o[start : start + CHUNK]).div_(span)
+        return out
+
+    @torch.no_grad()
+    def set_state(self, time_s: float, temperature_K: float | None) -> None:
+        """Recompute ``w_eff`` at equivalent time ``time_s`` and read temperature ``temperature_K``."""
+        w = self.effective_normalized(time_s, temperature_K)
+        self.time_s = float(time_s)
+        self.temperature_K = temperature_K
+        comp = self._compensation(w)
+        mult = self._w_scale if comp is None else self._w_scale * comp
+        if self.tile.io_enabled:
+            self.w_eff = w
+            self.out_mult = mult
+        else:
+            self.w_eff = w.mul_(mult[:, None])
+            self.out_mult = None
+
+    def _compensation(self, w: Tensor) -> Tensor | None:
+        mode = self.tile.drift_compensation
+        if mode == "none":
+            return None
+        readout = w.abs().mean(dim=1) if mode == "column" else w.abs().mean().reshape(1)
+        readout = readout.clamp(min=1e-12)
+        if self._ref_readout is None:
+            self._ref_readout = readout.clone()
+        if self.frozen_compensation and self._comp is not None:
+            return self._comp
+        comp = (self._ref_readout / readout).expand(self.out_features).clone()
+        self._comp = comp
+        return comp
+
+    def recalibrate(self) -> None:
+        """Recompute the drift-compensation factor now (when it is frozen between calibrations)."""
+        frozen = self.frozen_compensation
+        self.frozen_compensation = False
+        self.set_state(self.time_s, self.temperature_K)
+        self.frozen_compensation = frozen
+
+    # ------------------------------------------------------------------ forward
+    def _buf(self, key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        n = math.prod(shape)
+        buf = self._ws.get(key)
+        if buf is None or buf.numel() < n or buf.device != like.device or buf.dtype != like.dtype:
+            buf = torch.empty(n, device=like.device, dtype=like.dtype)
+            self._ws[key] = buf
+        return buf[:n].view(shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.w_eff is None:
+            raise RuntimeError(
+                f"analog layer '{self.name}' is not programmed: call program(seed) first"
+            )
+        if self.kind == "conv2d":
+            return self._forward_conv2d(x)
+        bias = self.bias
+        if not self.tile.io_enabled:
+            return F.linear(x, self.w_eff, bias)
+        lead = x.shape[:-1]
+        y = self.mvm(x.reshape(-1, self.in_features), self.w_eff)
+        y = y.mul_(self.out_mult)
+        if bias is not None:
+            y.add_(bias)
+        return y.view(*lead, self.out_features)
+
+    def _forward_conv2d(self, x: Tensor) -> Tensor:
+        conv: nn.Conv2d = self.digital
+        if not self.tile.io_enabled:
+            return F.conv2d(
+                x,
+                self.w_eff.view_as(conv.weight),
+                conv.bias,
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                conv.groups,
+            )
+        if conv.padding_mode != "zeros":
+            raise NotImplementedError(
+                f"{self.name}: padding_mode={conv.padding_mode!r} with tile IO non-idealities; "
+                "use padding_mode='zeros' or an ideal tile"
+            )
+        b, _, h, w_in = x.shape
+        kh, kw = conv.kernel_size
+        pad = conv.padding if not isinstance(conv.padding, str) else _same_padding(conv, kh, kw)
+        h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
+        w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
+        cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
+        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (B*L, C*kh*kw)
+        g = self.groups
+        kg, og = self.in_features, self.out_features // g
+        outs = []
+        for gi in range(g):
+            xg = cols[:, gi * kg : (gi + 1) * kg]
+            wg = self.w_eff[gi * og : (gi + 1) * og]
+            outs.append(self.mvm(xg.contiguous() if g > 1 else xg, wg, key=f"g{gi}"))
+        y = outs[0] if g == 1 else torch.cat(outs, dim=1)
+        y.mul_(self.out_mult)
+        if conv.bias is not None:
+            y.add_(conv.bias)
+        return (
+            y.view(b, h_out * w_out, self.out_features)
+            .transpose(1, 2)
+            .reshape(b, self.out_features, h_out, w_out)
+        )
+
+    @torch.no_grad()
+    def mvm(self, x2: Tensor, w: Tensor, key: str = "") -> Tensor:
+        """Tiled analog MVM of ``x2 (M, K)`` with normalised weights ``w (N, K)``.
+
+        Returns ``(M, N)`` in weight units *before* the digital output scale
+        ``out_mult`` (i.e. normalised output times the input scale).
+        """
+        cfg = self.tile
+        m, k = x2.shape
+        n = w.shape[0]
+        # DAC: scale inputs to [-1, 1] and round to integer codes (units of `in_unit`)
+        xs = self._buf(key + "x", (m, k), x2)
+        if cfg.dac_range == "dynamic":
+            alpha = x2.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)  # (M, 1)
+            torch.div(x2, alpha, out=xs)
+        else:
+            alpha = torch.full((m, 1), float(cfg.dac_range), device=x2.device, dtype=x2.dtype)
+            torch.div(x2, alpha, out=xs).clamp_(-1.0, 1.0)
+        if cfg.dac_bits:
+            lv = levels_for_bits(cfg.dac_bits)
+            xs.mul_(lv).round_().clamp_(-lv, lv)
+            in_unit = 1.0 / lv
+        else:
+            in_unit = 1.0
+        # ADC grid: the accumulator holds integer ADC codes (units of `step`)
+        if cfg.adc_bits:
+            lo = levels_for_bits(cfg.adc_bits)
+            step = (cfg.adc_bound / lo) if cfg.adc_bound > 0 else 1.0 / lo
+        else:
+            lo, step = 0, 1.0
+        clip = cfg.adc_bound / step if cfg.adc_bound > 0 else 0.0
+        n_tiles = math.ceil(k / cfg.rows)
+        noisy = cfg.out_noise > 0 or cfg.read_noise > 0
+        acc = self._buf(key + "acc", (m, n), x2)
+        nb = self._buf(key + "noise", (n_tiles, m, n), x2) if noisy else None
+        if nb is not None:
+            self._noise.fill_(nb)
+        part = None if noisy else self._buf(key + "part", (m, n), x2)
+        for t in range(n_tiles):
+            k0, k1 = t * cfg.rows, min(k, (t + 1) * cfg.rows)
+            xt, wt = xs[:, k0:k1], w[:, k0:k1]
+            buf = nb[t] if noisy else part
+            if cfg.read_noise > 0:
+                # one Gaussian per output: var = out_noise^2 + read_noise^2 sum_j |W_ij| x_j^2
+                xsq = self._buf(key + "xsq", (m, k1 - k0), x2)
+                torch.mul(xt, xt, out=xsq)
+                wabs = self._buf(key + "wabs", (n, k1 - k0), x2)
+                torch.abs(wt, out=wabs)
+                var = self._buf(key + "var", (m, n), x2)
+                torch.mm(xsq, wabs.t(), out=var)
+                var.mul_((cfg.read_noise * in_unit) ** 2).add_(cfg.out_noise**2).sqrt_()
+                buf.mul_(var).addmm_(xt, wt.t(), beta=1.0 / step, alpha=in_unit / step)
+            elif noisy:
+                buf.addmm_(xt, wt.t(), beta=cfg.out_noise / step, alpha=in_unit / step)
+            else:
+                torch.mm(xt, wt.t(), out=buf)
+                if in_unit / step != 1.0:
+                    buf.mul_(in_unit / step)
+            if cfg.adc_bits:
+                buf.round_()
+            if clip > 0:
+                buf.clamp_(-clip, clip)
+            if t == 0:
+                acc.copy_(buf)
+            else:
+                acc.add_(buf)
+        return acc.mul(alpha).mul_(step)
+
+
+def _same_padding(conv: nn.Conv2d, kh: int, kw: int) -> tuple[int, int]:
+    if conv.padding == "valid":
+        return (0, 0)
+    # 'same' with stride 1: symmetric padding for odd kernels
+    return (conv.dilation[0] * (kh - 1) // 2, conv.dilation[1] * (kw - 1) // 2)
+
+
+def layer_summary(layer: AnalogLayer) -> dict[str, Any]:
+    """Facts about one analog layer for reports."""
+    return {
+        "name": layer.name,
+        "kind": layer.kind,
+        "in_features": layer.in_features,
+        "out_features": layer.out_features,
+        "device": layer.device_model.name,
+        "tiles": layer.tiles_count(),
+        "state_bytes": layer.state_bytes(),
+    }
