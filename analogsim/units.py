@@ -37,7 +37,7 @@ def parse_time(text: str | float | int, *, key: str = "time") -> float:
         value = float(text)
     else:
         m = _TIME_RE.match(str(text).lower())
-        if not m or m.group(2) not in SECONDS and m.group(2) != "":
+        if not m or (m.group(2) not in SECONDS and m.group(2) != ""):
             raise ConfigError(
                 "not a time",
                 key=key,
@@ -67,7 +67,9 @@ def parse_temperature(text: str | float | int, *, key: str = "temperature") -> f
         if m.group(2).upper() == "C":
             value += ZERO_CELSIUS_K
     if not (0.0 < value < 1000.0):
-        raise ConfigError("temperature out of range", key=key, value=text, allowed="0 K < T < 1000 K")
+        raise ConfigError(
+            "temperature out of range", key=key, value=text, allowed="0 K < T < 1000 K"
+        )
     return value
 
 

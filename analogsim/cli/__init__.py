@@ -1,1 +1,411 @@
-"""analogsim.cli."""
+"""The ``analogsim`` command line: thin commands over the Python API.
+
+Every command has ``--help``. Commands that measure write a run directory
+(``--out DIR``, default ``runs/<timestamp>-<command>/``) with ``results.csv``,
+``manifest.json`` and plots; re-running with the same ``--out`` resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from analogsim import __version__
+from analogsim.errors import AnalogsimError
+from analogsim.units import (
+    format_time,
+    parse_float,
+    parse_temperatures,
+    parse_times,
+)
+
+app = typer.Typer(
+    name="analogsim",
+    help="Simulate neural networks on analog in-memory-computing hardware: "
+    "device physics over time and temperature, crossbar tiles, and what it costs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+device_app = typer.Typer(help="Inspect one device card.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+console = Console()
+err_console = Console(stderr=True)
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Run directory (default runs/<timestamp>-<command>); reuse it to resume."
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"analogsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """analogsim: what happens to this model, on that analog chip, after this much time at that temperature."""
+
+
+# ---------------------------------------------------------------------------- devices
+@app.command("devices")
+def devices_cmd(json_out: JsonOpt = False) -> None:
+    """List the shipped device cards, one line each."""
+    from analogsim.devices import list_devices, load_device
+
+    rows = [load_device(n).summary() for n in list_devices()]
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="device cards (devices/*.toml)")
+    for col in ("name", "technology", "G range (uS)", "drift", "temperature", "faults"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["technology"],
+            f"{r['g_min_uS']:g}..{r['g_max_uS']:g}",
+            r["drift"],
+            r["temperature"],
+            r["faults"],
+        )
+    console.print(table)
+
+
+@device_app.command("show")
+def device_show(
+    card: Annotated[
+        str, typer.Argument(help="A shipped card name (pcm, rram, ...) or a path to a .toml card.")
+    ],
+    g: Annotated[
+        str, typer.Option("--g", help="Relative target levels g_rel = (G - g_min)/(g_max - g_min).")
+    ] = "0.1,0.5,1.0",
+    times: Annotated[
+        str, typer.Option("--times", help="Times since programming (s, m, h, d, y suffixes).")
+    ] = "1s,1h,1d,1y",
+    temperature: Annotated[
+        str | None,
+        typer.Option(
+            "--temperature", help="Temperatures (K or C suffix); default the card's reference."
+        ),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", min=100, help="Devices sampled per level.")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled devices.")] = 0,
+    json_out: JsonOpt = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG plot of the datasheet here.")
+    ] = None,
+) -> None:
+    """The datasheet of a card: statistics of G(t, T) / G_target at relative target levels.
+
+    A device held at T for t seconds ages like t * A(T) at the reference temperature
+    (Arrhenius, the card's drift activation energy) and is read at T.
+    """
+    from analogsim.devices import load_device
+    from analogsim.study import device_datasheet
+
+    dev = load_device(card)
+    levels = [parse_float(x, key="g") for x in g.split(",") if x.strip()]
+    temps = parse_temperatures(temperature) if temperature else None
+    rows = device_datasheet(dev, levels, parse_times(times), temps, samples=samples, seed=seed)
+    if json_out:
+        keys = ("g_rel", "time_s", "temperature_K", "mean", "std")
+        print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+    else:
+        table = Table(
+            title=f"{dev.name}: G(t, T) / G_target ({samples} devices per level, seed {seed})"
+        )
+        for col in ("g_rel", "time", "T (K)", "mean", "std", "1%", "99%"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(
+                f"{r['g_rel']:g}",
+                format_time(r["time_s"]),
+                f"{r['temperature_K']:g}",
+                f"{r['mean']:.4f}",
+                f"{r['std']:.4f}",
+                f"{r['p01']:.4f}",
+                f"{r['p99']:.4f}",
+            )
+        console.print(table)
+        assumptions = dev.assumptions()
+        if assumptions:
+            console.print(
+                "[dim]assumptions (no published source): "
+                + "; ".join(f"{s}: {', '.join(k)}" for s, k in assumptions.items())
+                + "[/dim]"
+            )
+    if plot is not None:
+        from analogsim.report.plots import plot_datasheet
+
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_datasheet(rows, plot, title=f"{dev.name} datasheet")
+        if not json_out:
+            console.print(f"plot: {plot}")
+
+
+# ---------------------------------------------------------------------------- roles / map
+ModelArg = Annotated[
+    str, typer.Argument(help="digits-mlp, tiny-gpt2, minilm, or a Hugging Face name / local path.")
+]
+
+
+@app.command("roles")
+def roles_cmd(model: ModelArg, json_out: JsonOpt = False) -> None:
+    """Every weight layer of a model with its role (attention, mlp, embedding, head, conv, other)."""
+    from analogsim.mapping.roles import model_roles
+    from analogsim.models import load_model
+
+    lm = load_model(model)
+    roles = model_roles(lm.model)
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "family": roles.family,
+                    "layers": [dataclasses.asdict(layer) for layer in roles.layers],
+                    "unclassified": roles.unclassified,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"{model}: roles (family {roles.family})")
+    for col in ("layer", "kind", "role", "in", "out", "params", "tied to", "why"):
+        table.add_column(col, overflow="fold")
+    for layer in roles.layers:
+        table.add_row(
+            layer.name,
+            layer.kind,
+            layer.role,
+            str(layer.in_features),
+            str(layer.out_features),
+            f"{layer.params:,}",
+            layer.tied_to or "",
+            layer.reason,
+        )
+    console.print(table)
+    if roles.unclassified:
+        console.print(
+            f"[yellow]could not classify (role 'other'):[/yellow] {', '.join(roles.unclassified)}"
+        )
+
+
+@app.command("map")
+def map_cmd(
+    model: ModelArg,
+    mapping: Annotated[
+        str, typer.Option("--mapping", help="Shipped mapping name or path to a mapping TOML.")
+    ] = "all_analog",
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Device card for analog layers (overrides the mapping)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Where each layer goes (analog / digital), on which device and tiles, and which rule decided it."""
+    from analogsim.mapping.rules import load_mapping, resolve_plan
+    from analogsim.models import load_model
+
+    lm = load_model(model)
+    plan = resolve_plan(lm.model, load_mapping(mapping).with_device(device))
+    totals = plan.totals()
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "mapping": plan.mapping.name,
+                    "family": plan.family,
+                    "layers": [p.as_dict() for p in plan.layers],
+                    "totals": totals,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"{model} on {plan.mapping.name}")
+    for col in ("layer", "role", "placement", "device", "tiles", "params", "MACs/token", "rule"):
+        table.add_column(col, overflow="fold")
+    for p in plan.layers:
+        place = p.placement + (f" int{p.quantizer.bits}" if p.quantizer else "")
+        table.add_row(
+            p.name,
+            p.role,
+            place,
+            p.device.name if p.device else "",
+            str(p.tiles()) if p.tiles() else "",
+            f"{p.params:,}",
+            f"{p.macs_per_token:,}",
+            p.rule,
+        )
+    console.print(table)
+    console.print(
+        f"analog: {totals['analog_layers']}/{totals['layers']} layers, "
+        f"{totals['analog_param_share']:.1%} of parameters, {totals['analog_mac_share']:.1%} of MACs, "
+        f"{totals['tiles']} tiles"
+    )
+
+
+# ---------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[
+        str,
+        typer.Argument(help="digits-mlp, tiny-gpt2, minilm, or a Hugging Face name / local path."),
+    ],
+    mapping: Annotated[
+        str, typer.Option("--mapping", help="Shipped mapping name or path to a mapping TOML.")
+    ] = "all_analog",
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Device card for analog layers (overrides the mapping)."),
+    ] = None,
+    times: Annotated[str, typer.Option("--times", help="Times since programming.")] = "1s,1h,1d,1y",
+    temperature: Annotated[
+        str, typer.Option("--temperature", help="Temperatures, e.g. 300K,85C.")
+    ] = "300K",
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="Number of programmed chips (seeds 0..N-1).")
+    ] = 3,
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+    ] = False,
+) -> None:
+    """Quality of a model on a simulated chip over deployment time and temperature.
+
+    Prints mean and std over seeds; writes results.csv, manifest.json and a plot.
+    """
+    from analogsim.mapping.rules import load_mapping
+    from analogsim.report.plots import plot_metric_vs_time
+    from analogsim.report.rundir import RunDir
+    from analogsim.study import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
+
+    tlist, temps = parse_times(times), parse_temperatures(temperature)
+    m = load_mapping(mapping)
+    config = {
+        "model": model,
+        "mapping": m.name,
+        "mapping_path": str(m.path or ""),
+        "device": device,
+        "times_s": tlist,
+        "temperatures_K": temps,
+        "seeds": list(range(seeds)),
+    }
+    with RunDir(out, "eval", config, EVAL_COLUMNS, EVAL_KEYS, cards=cards_of(m, device)) as run:
+        evaluate(model, m, device, tlist, temps, seeds, run=run, progress=not no_progress)
+        rows = run.rows
+        analog = [r for r in rows if r["mapping"] != "digital"]
+        summary = summarize(analog)
+        base = [float(r["value"]) for r in rows if r["mapping"] == "digital"]
+        metric = rows[0]["metric"] if rows else "metric"
+        plot_metric_vs_time(
+            summary,
+            run.path / f"{metric}_vs_time.png",
+            metric=metric,
+            baseline=base[0] if base else None,
+            title=f"{model}: {metric} on {m.name}",
+            log_y=metric == "perplexity",
+        )
+        run.note(summary=summary, digital=base[0] if base else None)
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "digital": base[0] if base else None,
+                    "summary": summary,
+                    "run_dir": str(run.path),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"{model} on {m.name} ({device or 'mapping devices'}), {seeds} seeds")
+    for col in ("time", "T (K)", metric + " mean", "std", "n"):
+        table.add_column(col, justify="right")
+    for r in sorted(summary, key=lambda r: (float(r["temperature_K"]), float(r["time_s"]))):
+        table.add_row(
+            format_time(float(r["time_s"])),
+            f"{float(r['temperature_K']):g}",
+            f"{r['mean']:.4f}",
+            f"{r['std']:.4f}",
+            str(r["n"]),
+        )
+    console.print(table)
+    if base:
+        console.print(f"digital {metric}: {base[0]:.4f}")
+    console.print(f"run directory: {run.path}")
+
+
+# ---------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo_cmd(
+    out: OutOpt = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Programmed chips per setting.")] = 3,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
+) -> None:
+    """The offline demo study (what `make demo` runs); writes a run directory with a report."""
+    from analogsim.demo import run_demo
+
+    path = run_demo(out, seeds=seeds, progress=not no_progress, console=console)
+    console.print(f"run directory: {path}")
+
+
+@app.command("bench")
+def bench_cmd(
+    out: OutOpt = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes and few rounds (a smoke run).")
+    ] = False,
+) -> None:
+    """Speed and memory ratios (analog vs digital, analogsim vs aihwkit), measured in one run."""
+    from analogsim.bench import run_benchmarks
+
+    path = run_benchmarks(out, quick=quick, console=console)
+    console.print(f"run directory: {path}")
+
+
+def main() -> None:
+    """Entry point: turn analogsim's own errors into one clear line and exit code 2."""
+    try:
+        app()
+    except AnalogsimError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print(
+            "interrupted: finished points are in the run directory; run again with the same --out to resume"
+        )
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

@@ -286,8 +286,8 @@ class DeviceModel:
             gen = chunk_generator(derive_seed(seed, stream, k), chunk, dev)
             return torch.randn(shape, generator=gen, device=dev, dtype=g_target.dtype)
 
-        def uniform(stream: int) -> Tensor:
-            gen = chunk_generator(derive_seed(seed, stream, 0), chunk, dev)
+        def uniform(stream: int, k: int = 0) -> Tensor:
+            gen = chunk_generator(derive_seed(seed, stream, k), chunk, dev)
             return torch.rand(shape, generator=gen, device=dev, dtype=g_target.dtype)
 
         # 1. programming
@@ -367,12 +367,15 @@ class DeviceModel:
         if f.dynamic and t_s > 0:
             lam = f.onset_gmin_per_s + f.onset_gmax_per_s
             v = uniform(S_ONSET)
-            # P(onset <= t) = 1 - exp(-lam t); split the failing mass by type.
+            # P(onset <= t) = 1 - exp(-lam t). The type (g_min with probability
+            # lam_min/lam) is a second draw fixed at programming, so a failed device
+            # keeps its level as t grows (competing Poisson hazards).
+            w = uniform(S_ONSET, 1)
             p_fail = f.onset_probability(t_s)
             frac_min = f.onset_gmin_per_s / lam
-            healthy = u >= out_hi
-            failed_min = healthy & (v < p_fail * frac_min)
-            failed_max = healthy & (v >= p_fail * frac_min) & (v < p_fail)
+            failed = (u >= out_hi) & (v < p_fail)
+            failed_min = failed & (w < frac_min)
+            failed_max = failed & (w >= frac_min)
             g = torch.where(failed_min, torch.full_like(g, self.g_min), g)
             g = torch.where(failed_max, torch.full_like(g, self.g_max), g)
         return g
@@ -395,11 +398,13 @@ class DeviceModel:
         if f.dynamic and t_s > 0:
             gen = chunk_generator(derive_seed(seed, S_ONSET, 0), chunk)
             v = torch.rand(shape, generator=gen)
+            gen = chunk_generator(derive_seed(seed, S_ONSET, 1), chunk)
+            w = torch.rand(shape, generator=gen)
             lam = f.onset_gmin_per_s + f.onset_gmax_per_s
             p_fail = f.onset_probability(t_s)
-            healthy = u >= out_hi
-            masks["onset_gmin"] = healthy & (v < p_fail * f.onset_gmin_per_s / lam)
-            masks["onset_gmax"] = healthy & (v >= p_fail * f.onset_gmin_per_s / lam) & (v < p_fail)
+            failed = (u >= out_hi) & (v < p_fail)
+            masks["onset_gmin"] = failed & (w < f.onset_gmin_per_s / lam)
+            masks["onset_gmax"] = failed & (w >= f.onset_gmin_per_s / lam)
         return masks
 
     def summary(self) -> dict[str, Any]:

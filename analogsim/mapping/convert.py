@@ -57,8 +57,12 @@ class DigitalQuantized(nn.Module):
                 x, self.w_q, m.padding_idx, m.max_norm, m.norm_type, m.scale_grad_by_freq, m.sparse
             )
         if isinstance(m, nn.Conv2d):
+            padding = m.padding
+            if m.padding_mode != "zeros":  # as nn.Conv2d: pad explicitly, then no padding
+                x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+                padding = 0
             return F.conv2d(
-                x, self.w_q.view_as(m.weight), m.bias, m.stride, m.padding, m.dilation, m.groups
+                x, self.w_q.view_as(m.weight), m.bias, m.stride, padding, m.dilation, m.groups
             )
         return F.linear(x, self.w_q, m.bias)
 
@@ -145,8 +149,10 @@ class AnalogModel(nn.Module):
 
     def analog_layers(self) -> Iterator[tuple[str, AnalogLayer | AnalogEmbedding]]:
         """(name, layer) of every analog-placed layer."""
+        # an AnalogEmbedding's inner AnalogLayer is part of it, not a layer of its own
+        inner = {id(m._layer) for m in self.model.modules() if isinstance(m, AnalogEmbedding)}
         for name, mod in self.model.named_modules():
-            if isinstance(mod, AnalogLayer | AnalogEmbedding):
+            if isinstance(mod, AnalogLayer | AnalogEmbedding) and id(mod) not in inner:
                 yield name, mod
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:

@@ -18,6 +18,10 @@ A mapping is a TOML file (``mappings/*.toml``):
     quantizer = { bits = 8, per_channel = true }
 
     [[rule]]
+    block = [0, -1]           # ... by transformer block (negative counts from the end) ...
+    placement = "digital"
+
+    [[rule]]
     match = 'transformer\\.h\\.(0|5)'   # ... by regex (full match on a module or a parent) ...
     placement = "digital"
 
@@ -25,7 +29,10 @@ A mapping is a TOML file (``mappings/*.toml``):
     name = "lm_head"          # ... or by exact module name (or a parent's name)
     placement = "digital"
 
-Priority (lowest to highest): ``[default]`` < ``role`` < ``match`` < ``name``. A rule
+Priority (lowest to highest): ``[default]`` < ``role`` < ``block`` < ``match`` < ``name``.
+A block is the index of the first numbered module list on a layer's path (GPT-2
+``transformer.h.3``, BERT ``encoder.layer.3``, LLaMA ``model.layers.3``); ``-1`` is the
+last block of the model. A rule
 that names a parent module applies to every layer below it; a rule on a deeper module
 beats one on its parent at the same level; among equals the later rule wins. Rules
 cascade: each one overrides only the keys it sets, so a rule may change just
@@ -56,7 +63,7 @@ from analogsim.paths import data_dir
 from analogsim.tiles.config import TILE_KEYS, TileConfig, validate_tile
 
 PLACEMENTS = ("analog", "digital")
-SELECTORS = ("role", "match", "name")
+SELECTORS = ("role", "block", "match", "name")
 RULE_KEYS = (
     *SELECTORS,
     "placement",
@@ -70,7 +77,7 @@ RULE_KEYS = (
 DEFAULT_KEYS = ("placement", "device", "device_overrides", "tile", "quantizer")
 TOP_KEYS = ("name", "description", "default", "rule", "tied_weights")
 TIED = ("follow-head", "follow-embedding", "independent")
-_LEVEL = {"default": 0, "role": 1, "match": 2, "name": 3}
+_LEVEL = {"default": 0, "role": 1, "block": 2, "match": 3, "name": 4}
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class Rule:
     """One rule of a mapping file; ``selector`` is ``default``, ``role``, ``match`` or ``name``."""
 
     selector: str
-    pattern: str
+    pattern: Any
     settings: dict[str, Any]
     index: int
     optional: bool = False
@@ -86,7 +93,8 @@ class Rule:
     def describe(self) -> str:
         if self.selector == "default":
             return "default"
-        return f"rule[{self.index}] {self.selector}={self.pattern!r}"
+        pattern = list(self.pattern) if isinstance(self.pattern, tuple) else self.pattern
+        return f"rule[{self.index}] {self.selector}={pattern!r}"
 
 
 @dataclass
@@ -371,15 +379,28 @@ def mapping_from_dict(
         sel = [k for k in SELECTORS if k in r]
         if len(sel) != 1:
             raise ConfigError(
-                "a rule selects with exactly one of role, match, name",
+                "a rule selects with exactly one of role, block, match, name",
                 file=file,
                 key=where,
                 value=sel or None,
-                allowed="role = '...', match = 'regex' or name = 'module.name'",
+                allowed="role = '...', block = [0, -1], match = 'regex' or name = 'module.name'",
             )
         selector = sel[0]
         pattern = r[selector]
-        if not isinstance(pattern, str) or not pattern:
+        if selector == "block":
+            blocks = pattern if isinstance(pattern, list) else [pattern]
+            if not blocks or not all(
+                isinstance(b, int) and not isinstance(b, bool) for b in blocks
+            ):
+                raise ConfigError(
+                    "block takes an integer or a list of integers",
+                    file=file,
+                    key=f"{where}.block",
+                    value=pattern,
+                    allowed="e.g. block = 0 or block = [0, -1]",
+                )
+            pattern = tuple(blocks)
+        elif not isinstance(pattern, str) or not pattern:
             raise ConfigError(
                 "selector must be a non-empty string",
                 file=file,
@@ -433,49 +454,134 @@ def mapping_from_dict(
 
 
 # ---------------------------------------------------------------------------- resolving
+def _apply_ties(plans: list[LayerPlan], mapping: Mapping) -> list[LayerPlan]:
+    """Apply the mapping's stated policy for tied weights (e.g. GPT-2 lm_head = wte).
+
+    A tie whose two modules end up placed differently must be a stated decision: the
+    mapping sets ``tied_weights`` (``independent``: each module has its own storage and
+    placement; ``follow-embedding`` / ``follow-head``: one placement for both).
+    """
+    by_name = {p.name: p for p in plans}
+    stated = "tied_weights" in mapping.raw
+    out = []
+    for p in plans:
+        other = by_name.get(p.tied_to) if p.tied_to else None
+        if other is None or (other.placement == p.placement and other.device == p.device):
+            out.append(p)
+            continue
+        pair_roles = {p.role, other.role}
+        if not stated:
+            raise ConfigError(
+                f"'{p.name}' ({p.role}, {p.placement}) shares its weights with '{other.name}' "
+                f"({other.role}, {other.placement}) but the mapping does not say how tied weights "
+                "are placed",
+                file=mapping.path or mapping.name,
+                key="tied_weights",
+                allowed="tied_weights = " + " | ".join(f'"{t}"' for t in TIED),
+            )
+        policy = mapping.tied_weights
+        follow = None
+        if (
+            policy == "follow-embedding" and p.role != "embedding" and "embedding" in pair_roles
+        ) or (policy == "follow-head" and p.role == "embedding" and "head" in pair_roles):
+            follow = other
+        if follow is None:
+            out.append(p)
+            continue
+        out.append(
+            LayerPlan(
+                name=p.name,
+                role=p.role,
+                kind=p.kind,
+                placement=follow.placement,
+                device=follow.device,
+                tile=follow.tile,
+                quantizer=follow.quantizer,
+                rule=f"tied_weights={policy} (follows {follow.name})",
+                rules=(*p.rules, f"tied_weights={policy}"),
+                in_features=p.in_features,
+                out_features=p.out_features,
+                params=p.params,
+                macs_per_token=p.macs_per_token,
+                tied_to=p.tied_to,
+            )
+        )
+    return out
+
+
 def _ancestors(name: str) -> list[str]:
     """``a.b.c`` -> ``['a.b.c', 'a.b', 'a']`` (deepest first)."""
     parts = name.split(".")
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
+def block_of(name: str) -> tuple[str, int] | None:
+    """(container, index) of the first numbered component of a module path, e.g.
+    ``transformer.h.3.mlp.c_fc -> ("transformer.h", 3)``; None if there is none."""
+    parts = name.split(".")
+    for i, p in enumerate(parts):
+        if p.isdigit():
+            return ".".join(parts[:i]), int(p)
+    return None
+
+
+def block_counts(names: list[str]) -> dict[str, int]:
+    """Number of blocks per container among the given layer names."""
+    counts: dict[str, int] = {}
+    for n in names:
+        b = block_of(n)
+        if b is not None:
+            counts[b[0]] = max(counts.get(b[0], 0), b[1] + 1)
+    return counts
+
+
 def matching_rules(
-    name: str, role: str, rules: list[Rule]
+    name: str, role: str, rules: list[Rule], blocks: dict[str, int] | None = None
 ) -> list[tuple[tuple[int, int, int], Rule]]:
-    """Rules that apply to layer ``name`` with their priority keys (level, depth, order)."""
+    """Rules that apply to layer ``name`` with their priority keys (level, depth, order).
+
+    ``blocks`` gives the number of blocks per container (for negative block indexes).
+    """
     out = []
     anc = _ancestors(name)
+    blk = block_of(name)
     for r in rules:
         if r.selector == "role":
             if r.pattern == role:
-                out.append(((1, 0, r.index), r))
+                out.append(((_LEVEL["role"], 0, r.index), r))
+        elif r.selector == "block":
+            if blk is not None:
+                n_blocks = (blocks or {}).get(blk[0], blk[1] + 1)
+                wanted = {b % n_blocks if b < 0 else b for b in r.pattern}
+                if blk[1] in wanted:
+                    out.append(((_LEVEL["block"], 0, r.index), r))
         elif r.selector == "match":
             rx = re.compile(r.pattern)
             for depth_from_leaf, a in enumerate(anc):
                 if rx.fullmatch(a):
-                    out.append(((2, -depth_from_leaf, r.index), r))
+                    out.append(((_LEVEL["match"], -depth_from_leaf, r.index), r))
                     break
         else:
             for depth_from_leaf, a in enumerate(anc):
                 if r.pattern == a:
-                    out.append(((3, -depth_from_leaf, r.index), r))
+                    out.append(((_LEVEL["name"], -depth_from_leaf, r.index), r))
                     break
     out.sort(key=lambda x: x[0])
     return out
 
 
 def resolve_layer(
-    name: str, role: str, mapping: Mapping
+    name: str, role: str, mapping: Mapping, blocks: dict[str, int] | None = None
 ) -> tuple[dict[str, Any], str, tuple[str, ...]]:
     """Cascade the default and matching rules: (settings, deciding rule, all rules applied).
 
-    Pure: depends only on the layer's name and role and on the mapping.
+    Pure: depends only on the layer's name and role, the model's block counts and the mapping.
     """
     settings = dict(mapping.default.settings)
     settings["tile"] = dict(settings.get("tile", {}))
     decided = mapping.default.describe()
     applied = [decided]
-    for _, r in matching_rules(name, role, mapping.rules):
+    for _, r in matching_rules(name, role, mapping.rules, blocks):
         for k, v in r.settings.items():
             if k == "tile":
                 settings["tile"] = {**settings["tile"], **v}
@@ -495,9 +601,10 @@ def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> 
     used: set[int] = set()
     plans: list[LayerPlan] = []
     device_cache: dict[tuple, DeviceModel] = {}
+    blocks = block_counts([i.name for i in roles.layers])
     for info in roles.layers:
-        settings, decided, applied = resolve_layer(info.name, info.role, mapping)
-        for _, r in matching_rules(info.name, info.role, mapping.rules):
+        settings, decided, applied = resolve_layer(info.name, info.role, mapping, blocks)
+        for _, r in matching_rules(info.name, info.role, mapping.rules, blocks):
             used.add(r.index)
         placement = settings.get("placement", "digital")
         device = tile = quant = None
@@ -511,7 +618,8 @@ def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> 
                     allowed="set device in [default] or in the rule",
                 )
             overrides = settings.get("device_overrides") or {}
-            ck = (dname, tuple(sorted(overrides.items())))
+            # repr: override values may be tables or lists (piecewise functions), unhashable
+            ck = (dname, repr(sorted(overrides.items())))
             if ck not in device_cache:
                 device_cache[ck] = load_device(dname, overrides)
             device = device_cache[ck]
@@ -537,6 +645,7 @@ def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> 
                 tied_to=info.tied_to,
             )
         )
+    plans = _apply_ties(plans, mapping)
     unused = [r for r in mapping.rules if r.index not in used and not r.optional]
     if unused and strict:
         r = unused[0]
@@ -547,7 +656,7 @@ def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> 
             value=r.pattern,
             allowed="a role present in the model ("
             + ", ".join(sorted({i.role for i in roles.layers}))
-            + ") or a module name/regex of it (see `analogsim map MODEL`)",
+            + ") or a block / module name / regex of it (see `analogsim map MODEL`)",
         )
     plan = PlacementPlan(
         mapping=mapping, family=roles.family, layers=plans, unclassified=list(roles.unclassified)

@@ -70,7 +70,12 @@ class TileConfig:
     def ideal(cls, **changes: Any) -> TileConfig:
         """Every non-ideality off: the tile equals the digital layer."""
         base = dict(
-            dac_bits=0, adc_bits=0, out_noise=0.0, read_noise=0.0, drift_compensation="none"
+            dac_bits=0,
+            adc_bits=0,
+            adc_bound=0.0,
+            out_noise=0.0,
+            read_noise=0.0,
+            drift_compensation="none",
         )
         base.update(changes)
         return cls(**base)

@@ -260,23 +260,30 @@ class AnalogLayer(nn.Module):
     def _forward_conv2d(self, x: Tensor) -> Tensor:
         conv: nn.Conv2d = self.digital
         if not self.tile.io_enabled:
+            padding = conv.padding
+            if conv.padding_mode != "zeros":
+                # as nn.Conv2d does: pad explicitly ('reflect', 'replicate', 'circular'), then
+                # convolve without padding
+                x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+                padding = 0
             return F.conv2d(
                 x,
                 self.w_eff.view_as(conv.weight),
                 conv.bias,
                 conv.stride,
-                conv.padding,
+                padding,
                 conv.dilation,
                 conv.groups,
             )
-        if conv.padding_mode != "zeros":
-            raise NotImplementedError(
-                f"{self.name}: padding_mode={conv.padding_mode!r} with tile IO non-idealities; "
-                "use padding_mode='zeros' or an ideal tile"
-            )
+        pad = conv.padding
+        if conv.padding_mode != "zeros" or isinstance(pad, str):
+            # pad explicitly as nn.Conv2d does: 'same' may be asymmetric (even kernels), and
+            # 'reflect' / 'replicate' / 'circular' are not zeros
+            mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+            x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
+            pad = (0, 0)
         b, _, h, w_in = x.shape
         kh, kw = conv.kernel_size
-        pad = conv.padding if not isinstance(conv.padding, str) else _same_padding(conv, kh, kw)
         h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
         w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
         cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
@@ -365,13 +372,6 @@ class AnalogLayer(nn.Module):
             else:
                 acc.add_(buf)
         return acc.mul(alpha).mul_(step)
-
-
-def _same_padding(conv: nn.Conv2d, kh: int, kw: int) -> tuple[int, int]:
-    if conv.padding == "valid":
-        return (0, 0)
-    # 'same' with stride 1: symmetric padding for odd kernels
-    return (conv.dilation[0] * (kh - 1) // 2, conv.dilation[1] * (kw - 1) // 2)
 
 
 def layer_summary(layer: AnalogLayer) -> dict[str, Any]:

@@ -1,0 +1,300 @@
+"""Benchmarks: speed and memory ratios measured in one run (``make bench``).
+
+Each case times the digital model and the converted model on the same inputs,
+interleaved round by round (so a busy machine slows both alike), and reports the
+median time of each and their ratio. aihwkit's pure-torch inference tile
+(``TorchInferenceRPUConfig``) runs the same model with the closest settings it
+supports. Targets are in DESIGN.md; results go to a run directory and docs/benchmarks.md.
+
+Regimes:
+* ``state``: device state only (programmed, drifted to 1 h; every tile non-ideality off)
+* ``io``: plus 8-bit DAC, 8-bit ADC per 512-row tile (bound 10), output noise 0.04
+* ``io+read``: plus per-MVM read noise 0.0175 (aihwkit's torch tile does not support it)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+REGIMES = ("state", "io", "io+read")
+BENCH_COLUMNS = ["case", "regime", "engine", "median_ms", "digital_ms", "ratio", "note"]
+
+
+def _tile_settings(regime: str) -> dict[str, Any]:
+    if regime == "state":
+        return dict(
+            dac_bits=0, adc_bits=0, out_noise=0.0, read_noise=0.0, drift_compensation="global"
+        )
+    if regime == "io":
+        return dict(
+            dac_bits=8,
+            adc_bits=8,
+            adc_bound=10.0,
+            out_noise=0.04,
+            read_noise=0.0,
+            drift_compensation="global",
+        )
+    return dict(
+        dac_bits=8,
+        adc_bits=8,
+        adc_bound=10.0,
+        out_noise=0.04,
+        read_noise=0.0175,
+        drift_compensation="global",
+    )
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int = 7, warmup: int = 2
+) -> dict[str, float]:
+    """Median seconds of each function, timed round-robin."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+@dataclass
+class Case:
+    name: str
+    model: nn.Module
+    inputs: tuple
+    note: str = ""
+
+
+def wide_mlp_case(width: int = 4096, layers: int = 3, batch: int = 256) -> Case:
+    g = torch.Generator().manual_seed(0)
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        lin = nn.Linear(width, width)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(width, width, generator=g) / width**0.5)
+        mods.append(lin)
+    return Case(
+        f"wide MLP {layers}x{width}x{width}, batch {batch}",
+        nn.Sequential(*mods).eval(),
+        (torch.randn(batch, width, generator=g),),
+    )
+
+
+def digits_case(batch: int = 256) -> Case:
+    from analogsim.models import load_model
+
+    lm = load_model("digits-mlp", progress=False)
+    x = lm.data["x_test"][:batch]
+    return Case(f"digits-mlp, batch {batch}", lm.model.eval(), (x,))
+
+
+def _mapping_for(regime: str, device: str = "pcm"):
+    from analogsim.mapping.rules import mapping_from_dict
+
+    return mapping_from_dict(
+        {
+            "name": f"bench-{regime}",
+            "default": {
+                "placement": "analog",
+                "device": device,
+                "tile": {"rows": 512, "cols": 512, **_tile_settings(regime)},
+            },
+            "rule": [{"role": "embedding", "placement": "digital", "optional": True}],
+        }
+    )
+
+
+def aihwkit_model(model: nn.Module, regime: str, t_inference: float = 3600.0) -> nn.Module | None:
+    """The same model through aihwkit's TorchInferenceRPUConfig, programmed and drifted."""
+    try:
+        from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
+        from aihwkit.nn.conversion import convert_to_analog
+        from aihwkit.simulator.configs import TorchInferenceRPUConfig
+        from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
+    except Exception:  # aihwkit is a dev extra
+        return None
+    if regime == "io+read":
+        return None  # aihwkit's torch tile raises ConfigError for forward.w_noise
+    rpu = TorchInferenceRPUConfig()
+    rpu.noise_model = PCMLikeNoiseModel(g_max=25.0)
+    rpu.mapping.max_input_size = 512
+    rpu.mapping.max_output_size = 512
+    rpu.mapping.weight_scaling_omega = 1.0
+    if regime == "state":
+        rpu.forward.is_perfect = True
+    else:
+        rpu.forward.inp_res = 1 / 254  # 8 bit
+        rpu.forward.out_res = 1 / 254  # 8 bit
+        rpu.forward.out_bound = 10.0
+        rpu.forward.out_noise = 0.04
+        rpu.forward.noise_management = NoiseManagementType.ABS_MAX
+        rpu.forward.bound_management = BoundManagementType.NONE
+    import copy
+
+    am = convert_to_analog(copy.deepcopy(model), rpu).eval()
+    am.program_analog_weights()
+    am.drift_analog_weights(t_inference)
+    return am
+
+
+def tensor_bytes(module: nn.Module) -> int:
+    """Bytes of every distinct tensor storage reachable from a module's params, buffers and attributes."""
+    seen: set[int] = set()
+    total = 0
+
+    def add(t: torch.Tensor) -> None:
+        nonlocal total
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen or ptr == 0:
+            return
+        seen.add(ptr)
+        total += t.untyped_storage().nbytes()
+
+    for m in module.modules():
+        for t in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False)):
+            if t is not None:
+                add(t)
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor):
+                add(v)
+            elif isinstance(v, list | tuple):
+                for x in v:
+                    if isinstance(x, torch.Tensor):
+                        add(x)
+    return total
+
+
+def run_case(
+    case: Case, regimes: tuple[str, ...] = REGIMES, rounds: int = 7, with_aihwkit: bool = True
+) -> list[dict[str, Any]]:
+    """Time digital vs analogsim (and aihwkit) for each regime; memory ratios."""
+    from analogsim.mapping.convert import convert
+
+    rows: list[dict[str, Any]] = []
+    digital_bytes = tensor_bytes(case.model)
+    with torch.no_grad():
+        for regime in regimes:
+            am = convert(case.model, _mapping_for(regime)).program(0).at(3600.0)
+            fns = {
+                "digital": lambda: case.model(*case.inputs),
+                "analogsim": lambda am=am: am(*case.inputs),
+            }
+            ak = aihwkit_model(case.model, regime) if with_aihwkit else None
+            if ak is not None:
+                fns["aihwkit"] = lambda ak=ak: ak(*case.inputs)
+            med = interleaved(fns, rounds=rounds)
+            for engine in fns:
+                if engine == "digital":
+                    continue
+                rows.append(
+                    {
+                        "case": case.name,
+                        "regime": regime,
+                        "engine": engine,
+                        "median_ms": med[engine] * 1e3,
+                        "digital_ms": med["digital"] * 1e3,
+                        "ratio": med[engine] / med["digital"],
+                        "note": "",
+                    }
+                )
+            if with_aihwkit and ak is None:
+                rows.append(
+                    {
+                        "case": case.name,
+                        "regime": regime,
+                        "engine": "aihwkit",
+                        "median_ms": float("nan"),
+                        "digital_ms": med["digital"] * 1e3,
+                        "ratio": float("nan"),
+                        "note": "not supported by aihwkit's torch tile (forward.w_noise)",
+                    }
+                )
+            if regime == "state":
+                state = am.state_bytes()
+                wbytes = am.weight_bytes()
+                rows.append(
+                    {
+                        "case": case.name,
+                        "regime": regime,
+                        "engine": "analogsim-memory",
+                        "median_ms": float("nan"),
+                        "digital_ms": float("nan"),
+                        "ratio": state / wbytes,
+                        "note": f"device state {state / 2**20:.1f} MiB / analog weights {wbytes / 2**20:.1f} MiB",
+                    }
+                )
+                if ak is not None:
+                    extra = tensor_bytes(ak) - digital_bytes
+                    rows.append(
+                        {
+                            "case": case.name,
+                            "regime": regime,
+                            "engine": "aihwkit-memory",
+                            "median_ms": float("nan"),
+                            "digital_ms": float("nan"),
+                            "ratio": extra / wbytes,
+                            "note": f"extra tensors {extra / 2**20:.1f} MiB",
+                        }
+                    )
+            if regime != "state":
+                ws = sum(
+                    getattr(layer, "workspace_bytes", lambda: 0)()
+                    for _, layer in am.analog_layers()
+                )
+                rows.append(
+                    {
+                        "case": case.name,
+                        "regime": regime,
+                        "engine": "analogsim-workspace",
+                        "median_ms": float("nan"),
+                        "digital_ms": float("nan"),
+                        "ratio": ws / am.weight_bytes(),
+                        "note": f"reused forward buffers {ws / 2**20:.1f} MiB (scale with batch, not state)",
+                    }
+                )
+            del am
+    return rows
+
+
+def run_benchmarks(
+    out: str | Path | None = None, *, quick: bool = False, console: Any = None
+) -> Path:
+    """All benchmark cases; results.csv + manifest in a run directory; returns its path."""
+    from analogsim.report.rundir import RunDir
+
+    cases: list[Callable[[], Case]] = [digits_case]
+    cases.append((lambda: wide_mlp_case(1024, 3, 64)) if quick else wide_mlp_case)
+    config = {"quick": quick, "threads": torch.get_num_threads()}
+    with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
+        for make in cases:
+            case = make()
+            rows = run_case(case, rounds=3 if quick else 7)
+            run.write(rows)
+            if console is not None:
+                _print(rows, console)
+    return run.path
+
+
+def _print(rows: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=rows[0]["case"] if rows else "")
+    for col in ("regime", "engine", "median ms", "digital ms", "ratio", "note"):
+        table.add_column(col)
+    for r in rows:
+        ms = "" if r["median_ms"] != r["median_ms"] else f"{r['median_ms']:.2f}"
+        dm = "" if r["digital_ms"] != r["digital_ms"] else f"{r['digital_ms']:.2f}"
+        ratio = "n/a" if r["ratio"] != r["ratio"] else f"{r['ratio']:.2f}x"
+        table.add_row(r["regime"], r["engine"], ms, dm, ratio, r["note"])
+    console.print(table)

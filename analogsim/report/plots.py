@@ -1,0 +1,126 @@
+"""Plots drawn from tidy result rows (so they can be redrawn from results.csv)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from analogsim.units import format_time
+
+_STYLES = ["-", "--", ":", "-."]
+
+
+def _f(x: Any) -> float:
+    return float(x)
+
+
+def _time_axis(ax, times: Iterable[float]) -> None:
+    ts = sorted({t for t in times if t > 0})
+    ax.set_xscale("log")
+    if ts:
+        ax.set_xticks(ts)
+        ax.set_xticklabels([format_time(t) for t in ts])
+    ax.set_xlabel("time since programming")
+
+
+def _x(t: float) -> float:
+    # time 0 cannot sit on a log axis: draw it at 0.5 s and label it
+    return t if t > 0 else 0.5
+
+
+def plot_datasheet(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Mean G/G_target (band: 1st-99th percentile, else +-1 std) against time; colour per level, style per T."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    levels = sorted({_f(r["g_rel"]) for r in rows})
+    temps = sorted({_f(r["temperature_K"]) for r in rows})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, g in enumerate(levels):
+        for j, temp in enumerate(temps):
+            sel = sorted(
+                (r for r in rows if _f(r["g_rel"]) == g and _f(r["temperature_K"]) == temp),
+                key=lambda r: _f(r["time_s"]),
+            )
+            x = [_x(_f(r["time_s"])) for r in sel]
+            m = [_f(r["mean"]) for r in sel]
+            if all("p01" in r and "p99" in r for r in sel):
+                lo = [_f(r["p01"]) for r in sel]
+                hi = [_f(r["p99"]) for r in sel]
+            else:
+                lo = [_f(r["mean"]) - _f(r["std"]) for r in sel]
+                hi = [_f(r["mean"]) + _f(r["std"]) for r in sel]
+            c = colors[i % len(colors)]
+            ax.plot(x, m, _STYLES[j % 4], color=c, marker="o", label=f"g={g:g}, {temp:g} K")
+            ax.fill_between(x, lo, hi, color=c, alpha=0.12)
+    _time_axis(ax, [_x(_f(r["time_s"])) for r in rows])
+    ax.set_ylabel("G(t, T) / G_target")
+    ax.axhline(1.0, color="grey", lw=0.6)
+    ax.set_title(title or "device datasheet")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_metric_vs_time(
+    summary: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    metric: str,
+    series: Sequence[str] = ("mapping", "device"),
+    baseline: float | None = None,
+    title: str = "",
+    log_y: bool = False,
+) -> Path:
+    """Mean metric (error bars: std over seeds) against time; a line per series and T."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in summary:
+        if r.get("metric", metric) != metric:
+            continue
+        groups[(*(r[s] for s in series), _f(r["temperature_K"]))].append(r)
+    temps = sorted({k[-1] for k in groups})
+    names = sorted({k[:-1] for k in groups})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for key, sel in sorted(groups.items()):
+        sel.sort(key=lambda r: _f(r["time_s"]))
+        ci = names.index(key[:-1])
+        si = temps.index(key[-1])
+        x = [_x(_f(r["time_s"])) for r in sel]
+        y = [_f(r["mean"]) for r in sel]
+        e = [_f(r["std"]) for r in sel]
+        y_plot = [v if math.isfinite(v) else float("nan") for v in y]
+        label = " / ".join(str(k) for k in key[:-1] if str(k)) + f" @ {key[-1]:g} K"
+        ax.errorbar(
+            x,
+            y_plot,
+            yerr=e,
+            fmt=_STYLES[si % 4] + "o",
+            color=colors[ci % len(colors)],
+            capsize=3,
+            label=label,
+        )
+    if baseline is not None and math.isfinite(baseline):
+        ax.axhline(baseline, color="black", lw=1, ls="--", label=f"digital {baseline:.4g}")
+    _time_axis(ax, [_x(_f(r["time_s"])) for r in summary])
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} over deployment time")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

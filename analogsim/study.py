@@ -1,0 +1,266 @@
+"""Studies: the measurements behind ``analogsim device show`` and ``analogsim eval``.
+
+Every function here is plain Python over the API (devices, convert, metrics); the CLI
+only parses arguments, calls these and prints. Results are tidy rows (one per
+measurement) so they go straight into ``results.csv`` and plots.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from analogsim.devices import DeviceModel, load_device
+from analogsim.devices.card import card_dict
+from analogsim.mapping.convert import AnalogModel, convert
+from analogsim.mapping.rules import Mapping, load_mapping
+from analogsim.models import LoadedModel, load_model
+from analogsim.models._progress import progress_bar
+from analogsim.report.rundir import RunDir
+
+EVAL_COLUMNS = ["model", "mapping", "device", "seed", "time_s", "temperature_K", "metric", "value"]
+EVAL_KEYS = ["model", "mapping", "device", "seed", "time_s", "temperature_K"]
+
+
+# ---------------------------------------------------------------------------- datasheet
+def device_datasheet(
+    device: str | DeviceModel,
+    g_levels: Sequence[float] = (0.1, 0.5, 1.0),
+    times: Sequence[float] = (1.0, 3600.0, 86400.0, 365.25 * 86400.0),
+    temperatures: Sequence[float] | None = None,
+    *,
+    samples: int = 100_000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Statistics of ``G(t, T) / G_target`` for single devices programmed to ``g_levels``.
+
+    ``g_levels`` are relative targets ``g_rel`` in [0, 1]: ``G_target = g_min + g_rel
+    (g_max - g_min)``. A device held at ``T`` for ``t`` seconds has equivalent age
+    ``t * A(T)`` (Arrhenius drift acceleration) and is read at ``T``.
+
+    Returns rows with ``g_rel``, ``time_s``, ``temperature_K``, ``mean``, ``std`` (and
+    ``p01``/``p99`` percentiles, ``samples``).
+    """
+    dev = load_device(device)
+    temps = list(temperatures) if temperatures else [dev.temperature.t_ref_K]
+    rows = []
+    for g_rel in g_levels:
+        if not 0.0 <= g_rel <= 1.0:
+            from analogsim.errors import ConfigError
+
+            raise ConfigError("relative level must be in [0, 1]", key="g", value=g_rel)
+        target = dev.g_min + g_rel * (dev.g_max - dev.g_min)
+        g_t = torch.full((samples,), target, dtype=torch.float64)
+        for temp in temps:
+            acc = dev.temperature.acceleration(temp)
+            for t in times:
+                g = dev.conductances(g_t, seed, t * acc, temp)
+                if target > 0:
+                    ratio = g / target
+                else:
+                    ratio = g - target  # zero target: absolute conductance in uS
+                q = torch.quantile(ratio.float(), torch.tensor([0.01, 0.99]))
+                rows.append(
+                    {
+                        "g_rel": g_rel,
+                        "time_s": t,
+                        "temperature_K": temp,
+                        "mean": float(ratio.mean()),
+                        "std": float(ratio.std()),
+                        "p01": float(q[0]),
+                        "p99": float(q[1]),
+                        "samples": samples,
+                    }
+                )
+    return rows
+
+
+# ---------------------------------------------------------------------------- quality
+@dataclass
+class Quality:
+    """How a model kind is scored: ``name``, direction and the scoring function."""
+
+    name: str
+    higher_is_better: bool
+    score: Callable[[nn.Module], float]
+
+
+def quality_metric(loaded: LoadedModel, *, max_tokens: int = 4096) -> Quality:
+    """The default quality metric of a loaded model.
+
+    classifier: test accuracy; causal-lm: held-out perplexity (sliding window, first
+    ``max_tokens`` held-out tokens); encoder: mean cosine of sentence embeddings to the
+    digital model's.
+    """
+    from analogsim.metrics.classification import accuracy
+    from analogsim.metrics.embedding import embedding_cosine, encode
+    from analogsim.metrics.language import perplexity
+
+    if loaded.kind == "classifier":
+        x, y = loaded.data["x_test"], loaded.data["y_test"]
+        return Quality("accuracy", True, lambda m: accuracy(m, x, y))
+    if loaded.kind == "causal-lm":
+        ids = _heldout_ids(loaded)[:max_tokens]
+        n_ctx = _context(loaded.model)
+        max_len = min(n_ctx, 256)
+        return Quality(
+            "perplexity",
+            False,
+            lambda m: perplexity(m, ids, max_length=max_len, stride=max_len // 2),
+        )
+    if loaded.kind == "encoder":
+        sentences = list(loaded.data)
+        ref = encode(loaded.model, loaded.tokenizer, sentences)
+        return Quality(
+            "embedding_cosine",
+            True,
+            lambda m: embedding_cosine(m, ref, loaded.tokenizer, sentences),
+        )
+    raise ValueError(f"unknown model kind {loaded.kind!r}")
+
+
+def _heldout_ids(loaded: LoadedModel) -> torch.Tensor:
+    data = loaded.data
+    if isinstance(data, dict) and "heldout_ids" in data:
+        return data["heldout_ids"]
+    text = data["heldout_text"] if isinstance(data, dict) else str(data)
+    return loaded.tokenizer(text, return_tensors="pt")["input_ids"][0]
+
+
+def _context(model: nn.Module) -> int:
+    cfg = getattr(model, "config", None)
+    for key in ("n_positions", "max_position_embeddings"):
+        v = getattr(cfg, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return 1024
+
+
+# ---------------------------------------------------------------------------- eval
+def evaluate(
+    model: str | LoadedModel,
+    mapping: str | Mapping = "all_analog",
+    device: str | None = None,
+    times: Sequence[float] = (1.0, 3600.0, 86400.0, 365.25 * 86400.0),
+    temperatures: Sequence[float] = (300.0,),
+    seeds: int | Sequence[int] = 3,
+    *,
+    run: RunDir | None = None,
+    progress: bool = True,
+    label: str | None = None,
+) -> list[dict[str, Any]]:
+    """Quality of ``model`` on ``mapping`` over time and temperature, several seeds.
+
+    Each seed programs the chip once; the same programmed state is then read at every
+    (time, temperature): state sampled once, time recomputed. Rows (also appended to
+    ``run``'s results.csv as they are measured; points already there are skipped):
+    ``model, mapping, device, seed, time_s, temperature_K, metric, value``. The digital
+    model's score is added once as ``mapping = "digital"``, ``seed = -1``.
+    """
+    loaded = load_model(model, progress=progress) if isinstance(model, str) else model
+    m = load_mapping(mapping).with_device(device)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    quality = quality_metric(loaded)
+    mname = label or m.name
+    dname = device or str(m.default.settings.get("device", ""))
+    rows: list[dict[str, Any]] = []
+
+    def emit(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if run is not None:
+            run.write([row])
+
+    base_point = dict(
+        model=loaded.name, mapping="digital", device="", seed=-1, time_s=0.0, temperature_K=0.0
+    )
+    if run is None or not run.done(**base_point):
+        emit({**base_point, "metric": quality.name, "value": _safe(quality.score, loaded.model)})
+    total = len(seed_list) * len(temperatures) * len(times)
+    with progress_bar(f"eval {loaded.name} on {mname}", total, progress) as advance:
+        for seed in seed_list:
+            points = [
+                dict(
+                    model=loaded.name,
+                    mapping=mname,
+                    device=dname,
+                    seed=seed,
+                    time_s=t,
+                    temperature_K=temp,
+                )
+                for temp in temperatures
+                for t in times
+            ]
+            todo = [p for p in points if run is None or not run.done(**p)]
+            advance(len(points) - len(todo))
+            if not todo:
+                continue
+            am = convert(loaded.model, m).program(seed)
+            for p in todo:
+                am.at(p["time_s"], p["temperature_K"])
+                emit({**p, "metric": quality.name, "value": _safe(quality.score, am)})
+                advance(1, status=f"seed {seed} t={p['time_s']:.3g}s T={p['temperature_K']:g}K")
+    return rows
+
+
+def _safe(score: Callable[[nn.Module], float], model: nn.Module) -> float:
+    with torch.no_grad():
+        v = float(score(model))
+    return v if not math.isnan(v) else float("nan")
+
+
+def summarize(
+    rows: Iterable[dict[str, Any]],
+    by: Sequence[str] = ("mapping", "device", "time_s", "temperature_K", "metric"),
+) -> list[dict[str, Any]]:
+    """Mean and standard deviation (over seeds) of ``value`` per group of ``by``."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in by)].append(float(r["value"]))
+    out = []
+    for key, vals in groups.items():
+        finite = [v for v in vals if math.isfinite(v)]
+        mean = (
+            statistics.fmean(vals)
+            if len(finite) == len(vals)
+            else (float("inf") if any(math.isinf(v) for v in vals) else float("nan"))
+        )
+        std = statistics.stdev(vals) if len(vals) > 1 and len(finite) == len(vals) else 0.0
+        out.append({**dict(zip(by, key, strict=True)), "mean": mean, "std": std, "n": len(vals)})
+    return out
+
+
+def cards_of(mapping: Mapping, device: str | None = None) -> dict[str, Any]:
+    """Card contents of every device a mapping can use (for manifests)."""
+    names = set()
+    m = mapping.with_device(device)
+    for s in [m.default.settings, *[r.settings for r in m.rules]]:
+        if "device" in s:
+            names.add(s["device"])
+    return {n: card_dict(load_device(n)) for n in sorted(names)}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+__all__ = [
+    "EVAL_COLUMNS",
+    "EVAL_KEYS",
+    "AnalogModel",
+    "Quality",
+    "cards_of",
+    "device_datasheet",
+    "evaluate",
+    "quality_metric",
+    "summarize",
+]
