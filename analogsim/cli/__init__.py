@@ -366,6 +366,158 @@ def eval_cmd(
     console.print(f"run directory: {run.path}")
 
 
+# ---------------------------------------------------------------------------- sweep
+@app.command("sweep")
+def sweep_cmd(
+    model: ModelArg,
+    noise: Annotated[
+        str,
+        typer.Option(
+            "--noise", help="gaussian, uniform, cauchy, laplace, student-t or a registered name."
+        ),
+    ] = "gaussian",
+    sigma: Annotated[
+        str, typer.Option("--sigma", help="Levels: start:stop:count or a comma list.")
+    ] = "0:0.05:6",
+    relative: Annotated[
+        bool, typer.Option("--relative", help="Sigma relative to each layer's weight std.")
+    ] = False,
+    roles: Annotated[
+        str | None,
+        typer.Option(
+            "--roles", help="Comma list of roles to perturb (default: all but embeddings)."
+        ),
+    ] = None,
+    include_embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--include-embeddings", help="Also perturb embeddings (and a head tied to them)."
+        ),
+    ] = False,
+    no_bias: Annotated[bool, typer.Option("--no-bias", help="Leave biases unperturbed.")] = False,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Noise draws per level.")] = 3,
+    threshold: Annotated[
+        str,
+        typer.Option("--threshold", help="Absolute metric levels to locate (e.g. perplexity 100)."),
+    ] = "100",
+    multiple: Annotated[
+        str,
+        typer.Option(
+            "--multiple", help="Multiples of the baseline to locate (e.g. 2x perplexity)."
+        ),
+    ] = "2",
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+    ] = False,
+) -> None:
+    """Statistical weight-noise sweep: quality against sigma, seeded, weights restored between levels.
+
+    Reports mean and spread over seeds and the sigma where the metric first crosses each
+    threshold, interpolated between grid points (log scale for perplexity).
+    """
+    from analogsim.report.plots import plot_sweep
+    from analogsim.report.rundir import RunDir
+    from analogsim.sweep import SWEEP_COLUMNS, SWEEP_KEYS, run_sweep, thresholds
+    from analogsim.units import parse_range
+
+    sigmas = parse_range(sigma, key="sigma")
+    role_list = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+    levels = [parse_float(x, key="threshold") for x in threshold.split(",") if x.strip()]
+    mults = [parse_float(x, key="multiple") for x in multiple.split(",") if x.strip()]
+    config = {
+        "model": model,
+        "noise": noise,
+        "sigmas": sigmas,
+        "relative": relative,
+        "roles": role_list,
+        "include_embeddings": include_embeddings,
+        "include_bias": not no_bias,
+        "seeds": list(range(seeds)),
+    }
+    with RunDir(out, "sweep", config, SWEEP_COLUMNS, SWEEP_KEYS) as run:
+        res = run_sweep(
+            model,
+            noise,
+            sigmas,
+            relative=relative,
+            roles=role_list,
+            include_embeddings=include_embeddings,
+            include_bias=not no_bias,
+            seeds=seeds,
+            run=run,
+            progress=not no_progress,
+        )
+        q = res["quality"]
+        hib = res["higher_is_better"]
+        abs_levels = levels if q == "perplexity" else []
+        mult_levels = mults if q == "perplexity" else [0.9]
+        cross = thresholds(
+            res["summary"],
+            q,
+            res["baseline"][q],
+            higher_is_better=hib,
+            absolute=abs_levels,
+            multiples=mult_levels,
+        )
+        for metric in {r["metric"] for r in res["summary"]}:
+            plot_sweep(
+                res["summary"],
+                run.path / f"{metric}_vs_sigma.png",
+                metric=metric,
+                baseline=res["baseline"].get(metric),
+                crossings=cross if metric == q else [],
+                title=f"{model}: {metric} under {noise} weight noise",
+                log_y=metric == "perplexity",
+            )
+        run.note(
+            summary=res["summary"],
+            baseline=res["baseline"],
+            crossings=cross,
+            perturbed=res["targets"],
+        )
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "baseline": res["baseline"],
+                    "summary": res["summary"],
+                    "crossings": cross,
+                    "run_dir": str(run.path),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    table = Table(
+        title=f"{model}: {noise} weight noise ({'relative' if relative else 'absolute'} sigma), {seeds} seeds"
+    )
+    metrics = sorted({r["metric"] for r in res["summary"]})
+    table.add_column("sigma", justify="right")
+    for m in metrics:
+        table.add_column(f"{m} mean", justify="right")
+        table.add_column("min..max", justify="right")
+    by = {(r["sigma"], r["metric"]): r for r in res["summary"]}
+    for sg in sorted({r["sigma"] for r in res["summary"]}):
+        cells = []
+        for m in metrics:
+            r = by[(sg, m)]
+            cells += [f"{r['mean']:.4g}", f"{r['min']:.4g}..{r['max']:.4g}"]
+        table.add_row(f"{sg:g}", *cells)
+    console.print(table)
+    console.print("baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in res["baseline"].items()))
+    for c in cross:
+        where = "not reached in the sweep" if c["sigma"] is None else f"sigma = {c['sigma']:.4g}"
+        console.print(f"{c['threshold']} (level {c['level']:.4g}): {where}")
+    for smp in res["samples"]:
+        console.print(
+            f"[dim]sigma {smp['sigma']:g}:[/dim] {smp['prompt']}[bold]{smp['text']}[/bold]"
+        )
+    console.print(f"run directory: {run.path}")
+
+
 # ---------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo_cmd(

@@ -124,3 +124,47 @@ def plot_metric_vs_time(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_sweep(
+    summary: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    metric: str,
+    baseline: float | None = None,
+    crossings: Sequence[dict[str, Any]] = (),
+    title: str = "",
+    log_y: bool = False,
+) -> Path:
+    """Mean metric against sigma with the min..max band over seeds and threshold crossings."""
+    rows = sorted((r for r in summary if r["metric"] == metric), key=lambda r: _f(r["sigma"]))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = [_f(r["sigma"]) for r in rows]
+    m = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in rows]
+    lo = [_f(r["min"]) if math.isfinite(_f(r["min"])) else float("nan") for r in rows]
+    hi = [_f(r["max"]) if math.isfinite(_f(r["max"])) else float("nan") for r in rows]
+    ax.plot(x, m, "o-", label="mean over seeds")
+    ax.fill_between(x, lo, hi, alpha=0.2, label="min..max")
+    if baseline is not None and math.isfinite(baseline):
+        ax.axhline(baseline, color="black", ls="--", lw=1, label=f"no noise {baseline:.4g}")
+    for c in crossings:
+        if c.get("sigma") is not None:
+            ax.axvline(c["sigma"], color="red", ls=":", lw=1)
+            ax.annotate(
+                f"{c['threshold']}\nsigma={c['sigma']:.3g}",
+                (c["sigma"], c["level"]),
+                fontsize=7,
+                color="red",
+            )
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("sigma")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} against weight noise")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
