@@ -156,6 +156,7 @@ def evaluate(
     run: RunDir | None = None,
     progress: bool = True,
     label: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Quality of ``model`` on ``mapping`` over time and temperature, several seeds.
 
@@ -163,14 +164,15 @@ def evaluate(
     (time, temperature): state sampled once, time recomputed. Rows (also appended to
     ``run``'s results.csv as they are measured; points already there are skipped):
     ``model, mapping, device, seed, time_s, temperature_K, metric, value``. The digital
-    model's score is added once as ``mapping = "digital"``, ``seed = -1``.
+    model's score is added once as ``mapping = "digital"``, ``seed = -1``. ``extra``
+    fields (e.g. the varied parameter of a comparison) are added to every point and row.
     """
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
     m = load_mapping(mapping).with_device(device)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     quality = quality_metric(loaded)
     mname = label or m.name
-    dname = device or str(m.default.settings.get("device", ""))
+    dname = device or ",".join(sorted(cards_of(m)))
     rows: list[dict[str, Any]] = []
 
     def emit(row: dict[str, Any]) -> None:
@@ -178,8 +180,15 @@ def evaluate(
         if run is not None:
             run.write([row])
 
+    extra = dict(extra or {})
     base_point = dict(
-        model=loaded.name, mapping="digital", device="", seed=-1, time_s=0.0, temperature_K=0.0
+        model=loaded.name,
+        mapping="digital",
+        device="",
+        seed=-1,
+        time_s=0.0,
+        temperature_K=0.0,
+        **{k: "" for k in extra},
     )
     if run is None or not run.done(**base_point):
         emit({**base_point, "metric": quality.name, "value": _safe(quality.score, loaded.model)})
@@ -194,6 +203,7 @@ def evaluate(
                     seed=seed,
                     time_s=t,
                     temperature_K=temp,
+                    **extra,
                 )
                 for temp in temperatures
                 for t in times

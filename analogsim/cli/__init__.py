@@ -518,6 +518,152 @@ def sweep_cmd(
     console.print(f"run directory: {run.path}")
 
 
+# ---------------------------------------------------------------------------- compare
+@app.command("compare", context_settings={"allow_extra_args": True})
+def compare_cmd(
+    ctx: typer.Context,
+    model: ModelArg,
+    mappings: Annotated[
+        list[str],
+        typer.Option(
+            "--mappings",
+            help="Partitions to compare (names or paths); repeat or list after one flag.",
+        ),
+    ] = ["all_digital", "digital_attention_analog_mlp", "all_analog"],  # noqa: B006
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Device card for analog layers (overrides the mappings)."),
+    ] = None,
+    times: Annotated[str, typer.Option("--times", help="Times since programming.")] = "1s,1h,1d,1y",
+    temperature: Annotated[
+        str, typer.Option("--temperature", help="Temperatures, e.g. 300K,85C.")
+    ] = "300K",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Programmed chips per setting.")] = 3,
+    vary: Annotated[
+        str | None,
+        typer.Option(
+            "--vary",
+            help="KEY=V1,V2: a tile setting (adc_bits, tile_rows, ...) or CARD.SECTION_KEY (pcm.drift_scale).",
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision", help="Precision of unquantized digital MACs: fp32, fp16, int8."
+        ),
+    ] = "fp16",
+    weight_memory: Annotated[
+        str,
+        typer.Option(
+            "--weight-memory",
+            help="Where digital weights are read from each token: sram, dram, none.",
+        ),
+    ] = "sram",
+    costs: Annotated[
+        str | None,
+        typer.Option(
+            "--costs", help="Per-operation cost file (default devices/costs/default.toml)."
+        ),
+    ] = None,
+    out: OutOpt = None,
+    json_out: JsonOpt = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
+) -> None:
+    """Compare chip partitions: quality over time and temperature, energy per token, tiles."""
+    from analogsim.compare import COMPARE_COLUMNS, COMPARE_KEYS, json_rows, parse_vary, run_compare
+    from analogsim.mapping.rules import load_mapping
+    from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
+    from analogsim.report.rundir import RunDir
+    from analogsim.study import cards_of
+
+    # `--mappings A B C`: click takes A for the option and leaves B C as extra arguments
+    names = [n for item in [*mappings, *ctx.args] for n in item.split(",") if n.strip()]
+    maps = [load_mapping(n) for n in names]  # validate every file before any work
+    tlist, temps = parse_times(times), parse_temperatures(temperature)
+    v = parse_vary(vary) if vary else None
+    config = {
+        "model": model,
+        "mappings": [m.name for m in maps],
+        "device": device,
+        "times_s": tlist,
+        "temperatures_K": temps,
+        "seeds": list(range(seeds)),
+        "vary": vary,
+        "precision": precision,
+        "weight_memory": weight_memory,
+        "costs": costs,
+    }
+    cards: dict = {}
+    for m in maps:
+        cards.update(cards_of(m, device))
+    with RunDir(out, "compare", config, COMPARE_COLUMNS, COMPARE_KEYS, cards=cards) as run:
+        res = run_compare(
+            model,
+            maps,
+            device=device,
+            times=tlist,
+            temperatures=temps,
+            seeds=seeds,
+            vary=v,
+            digital_precision=precision,
+            weight_memory=weight_memory,
+            costs=costs,
+            run=run,
+            progress=not no_progress,
+        )
+        metric = res["metric"]
+        series = ("mapping", "vary") if v else ("mapping",)
+        plot_metric_vs_time(
+            res["summary"],
+            run.path / f"{metric}_vs_time.png",
+            metric=metric,
+            series=series,
+            baseline=res["digital"],
+            title=f"{model}: {metric} per partition",
+            log_y=metric == "perplexity",
+        )
+        plot_quality_vs_energy(
+            res["summary"],
+            run.path / f"{metric}_vs_energy.png",
+            metric=metric,
+            baseline=res["digital"],
+            title=f"{model}: {metric} against estimated energy per token",
+            log_y=metric == "perplexity",
+        )
+        run.note(
+            summary=res["summary"],
+            costs=res["costs"],
+            digital=res["digital"],
+            context_tokens=res["context_tokens"],
+            attention_macs_per_token=res["attention_macs_per_token"],
+        )
+    if json_out:
+        print(json.dumps(json_rows(res, v), indent=2, default=str))
+        return
+    table = Table(title=f"{model}: partitions ({metric}, {seeds} seeds)")
+    for col in ("mapping", "vary", "time", "T (K)", f"{metric}", "std", "energy/token", "tiles"):
+        table.add_column(col, justify="right" if col not in ("mapping", "vary") else "left")
+    for r in sorted(
+        res["summary"],
+        key=lambda r: (r["mapping"], r["vary"], float(r["temperature_K"]), float(r["time_s"])),
+    ):
+        e = r.get("energy_per_token_J")
+        table.add_row(
+            r["mapping"],
+            r["vary"],
+            format_time(float(r["time_s"])),
+            f"{float(r['temperature_K']):g}",
+            f"{r['mean']:.4g}",
+            f"{r['std']:.3g}",
+            "" if e is None else f"{e * 1e6:.3g} uJ",
+            str(r.get("tiles", "")),
+        )
+    console.print(table)
+    if res["digital"] is not None:
+        console.print(f"digital {metric}: {res['digital']:.4g}")
+    console.print(f"run directory: {run.path}")
+
+
 # ---------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo_cmd(

@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 import tomllib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,7 @@ class Mapping:
     path: Path | None = None
     tied_weights: str = "independent"
     raw: dict[str, Any] = field(default_factory=dict)
+    device_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def with_device(self, device: str | None) -> Mapping:
         """A copy whose analog placements use ``device`` (command line > file)."""
@@ -120,9 +121,14 @@ class Mapping:
             else r
             for r in self.rules
         ]
-        return Mapping(
-            self.name, self.description, default, rules, self.path, self.tied_weights, self.raw
-        )
+        return replace(self, default=default, rules=rules)
+
+    def with_device_overrides(self, device: str, overrides: dict[str, Any]) -> Mapping:
+        """A copy where every layer on ``device`` uses the card with ``overrides``
+        (``{"drift.scale": 2}``); validated when the plan is resolved."""
+        merged = {k: dict(v) for k, v in self.device_overrides.items()}
+        merged.setdefault(device, {}).update(overrides)
+        return replace(self, device_overrides=merged)
 
     def with_tile(self, **tile: Any) -> Mapping:
         """A copy whose every rule's tile settings include ``tile`` (command line > file)."""
@@ -136,15 +142,7 @@ class Mapping:
             if "tile" in s:
                 s["tile"] = {**s["tile"], **tile}
             rules.append(Rule(r.selector, r.pattern, s, r.index, r.optional))
-        return Mapping(
-            self.name,
-            self.description,
-            Rule("default", "", d, -1),
-            rules,
-            self.path,
-            self.tied_weights,
-            self.raw,
-        )
+        return replace(self, default=Rule("default", "", d, -1), rules=rules)
 
 
 @dataclass(frozen=True)
@@ -617,7 +615,8 @@ def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> 
                     key="device",
                     allowed="set device in [default] or in the rule",
                 )
-            overrides = settings.get("device_overrides") or {}
+            overrides = dict(settings.get("device_overrides") or {})
+            overrides.update(mapping.device_overrides.get(dname, {}))
             # repr: override values may be tables or lists (piecewise functions), unhashable
             ck = (dname, repr(sorted(overrides.items())))
             if ck not in device_cache:

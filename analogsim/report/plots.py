@@ -168,3 +168,63 @@ def plot_sweep(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_quality_vs_energy(
+    summary: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    metric: str,
+    baseline: float | None = None,
+    title: str = "",
+    log_y: bool = False,
+) -> Path:
+    """Metric against energy per token, one panel per temperature, one marker per time."""
+    temps = sorted({_f(r["temperature_K"]) for r in summary if r["metric"] == metric})
+    times = sorted({_f(r["time_s"]) for r in summary if r["metric"] == metric})
+    fig, axes = plt.subplots(
+        1, max(1, len(temps)), figsize=(5.5 * max(1, len(temps)), 4.5), squeeze=False
+    )
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    for ax, temp in zip(axes[0], temps, strict=False):
+        for i, t in enumerate(times):
+            sel = [
+                r
+                for r in summary
+                if r["metric"] == metric
+                and _f(r["temperature_K"]) == temp
+                and _f(r["time_s"]) == t
+                and r.get("energy_per_token_J") is not None
+            ]
+            xs = [_f(r["energy_per_token_J"]) * 1e6 for r in sel]
+            ys = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in sel]
+            es = [_f(r["std"]) if math.isfinite(_f(r["std"])) else 0.0 for r in sel]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es,
+                fmt=markers[i % len(markers)],
+                capsize=3,
+                label=f"t = {format_time(t)}",
+                alpha=0.8,
+            )
+            if i == len(times) - 1:
+                for r, x, y in zip(sel, xs, ys, strict=True):
+                    name = r["mapping"] + (f" [{r['vary']}]" if r.get("vary") else "")
+                    ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if baseline is not None and math.isfinite(baseline):
+            ax.axhline(baseline, color="black", ls="--", lw=1, label=f"digital {baseline:.4g}")
+        ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("energy per token (uJ, estimate)")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{temp:g} K")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or f"{metric} against energy per token")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
