@@ -79,6 +79,7 @@ _SPEC: dict[str, dict[str, tuple]] = {
         "outlier_max_factor": (_NUM, False, 1.0, math.inf, True, False),
         "onset_gmin_per_s": (_NUM, False, 0.0, math.inf, True, False),
         "onset_gmax_per_s": (_NUM, False, 0.0, math.inf, True, False),
+        "onset_outlier_per_s": (_NUM, False, 0.0, math.inf, True, False),
     },
 }
 _COMMON = ("source", "assumptions")

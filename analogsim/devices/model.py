@@ -143,8 +143,10 @@ class Faults:
 
     Rates are per device. ``outlier`` devices are stuck on at ``g_max * X`` with
     ``X ~ Pareto(outlier_min_factor, outlier_alpha)`` capped at ``outlier_max_factor``.
-    ``onset_*_per_s`` are Poisson hazards per device per second of equivalent time:
-    a device's onset time is ``-ln(U)/lambda``; from then on it is stuck.
+    ``onset_*_per_s`` are Poisson hazards per device per second of equivalent time
+    (stuck at g_min, stuck at g_max, stuck-on outlier): a device's onset time is
+    ``-ln(U)/lambda``, ``lambda`` the sum; from then on it is stuck, at the level chosen
+    by a second draw in proportion to the three hazards.
     """
 
     stuck_at_gmin_rate: float = 0.0
@@ -155,6 +157,7 @@ class Faults:
     outlier_max_factor: float = 50.0
     onset_gmin_per_s: float = 0.0
     onset_gmax_per_s: float = 0.0
+    onset_outlier_per_s: float = 0.0
     source: str = ""
     assumptions: tuple[str, ...] = ()
 
@@ -164,11 +167,16 @@ class Faults:
 
     @property
     def dynamic(self) -> bool:
-        return self.onset_gmin_per_s > 0 or self.onset_gmax_per_s > 0
+        return self.onset_hazard > 0
+
+    @property
+    def onset_hazard(self) -> float:
+        """Total onset hazard per device per second (stuck at g_min, at g_max, outlier)."""
+        return self.onset_gmin_per_s + self.onset_gmax_per_s + self.onset_outlier_per_s
 
     def onset_probability(self, t_s: float) -> float:
         """Probability that a healthy device has failed by equivalent time ``t_s``."""
-        lam = self.onset_gmin_per_s + self.onset_gmax_per_s
+        lam = self.onset_hazard
         return -math.expm1(-lam * t_s) if lam > 0 else 0.0
 
 
@@ -220,6 +228,51 @@ class DeviceModel:
             or (self.read_noise is not None and self.read_noise.scale != 0.0)
             or self.faults.dynamic
         )
+
+    def change_bound(
+        self,
+        t1_s: float,
+        t2_s: float,
+        temperature1_K: float | None = None,
+        temperature2_K: float | None = None,
+    ) -> float:
+        r"""Bound on how much any conductance moves between two states, as a fraction of g_max.
+
+        Used to skip state updates whose effect is below a tolerance. For equivalent
+        times ``t1 <= t2`` and read temperatures ``T1, T2``:
+
+        * drift: :math:`\nu_{max} |\ln((t_2+t_0)/(t_1+t_0))|` (exact bound for
+          :math:`g \le g_{max}`; ``nu_max = max_g (mu + 4 sigma)``);
+        * accumulated noise, one standard deviation of the change:
+          :math:`\max_g(g\,Q_s(g))\sqrt{v(t_2) - v(t_1)}` (relative noise) or
+          ``amplitude/g_max * sqrt(dv)`` (absolute);
+        * read temperature: :math:`|\exp(E_{a,max}/k_B\,|1/T_1 - 1/T_2|) - 1|`.
+
+        Fault onsets are jumps, not small changes: callers must check
+        :meth:`Faults.onset_probability` separately.
+        """
+        lo, hi = min(t1_s, t2_s), max(t1_s, t2_s)
+        bound = 0.0
+        grid = torch.logspace(-7, 0, 200, dtype=torch.float64)
+        d = self.drift
+        if d is not None and d.scale != 0.0 and hi > 0:
+            nu_max = float((d.nu_mean(grid) + 4 * d.nu_std(grid)).max()) * d.scale
+            bound += nu_max * math.log((hi + d.t0_s) / (lo + d.t0_s))
+        r = self.read_noise
+        if r is not None and r.scale != 0.0:
+            dv = max(0.0, r.v(hi) - r.v(lo))
+            if r.kind == "relative":
+                amp = float((grid * r.amplitude(grid)).max())
+            else:
+                amp = float(r.amplitude(grid).max()) / self.g_max
+            bound += amp * r.scale * math.sqrt(dv)
+        tm = self.temperature
+        if tm.affects_conduction and temperature1_K != temperature2_K:
+            ta = tm.t_ref_K if temperature1_K is None else temperature1_K
+            tb = tm.t_ref_K if temperature2_K is None else temperature2_K
+            ea = max(abs(tm.conduction_ea_gmin_eV), abs(tm.conduction_ea_gmax_eV))
+            bound += math.expm1(ea / physics.BOLTZMANN_EV_PER_K * abs(1 / ta - 1 / tb))
+        return bound
 
     def assumptions(self) -> dict[str, tuple[str, ...]]:
         """Keys whose values are assumptions (no published source), by card section."""
@@ -365,19 +418,21 @@ class DeviceModel:
             factor.mul_(f.outlier_min_factor).clamp_(max=f.outlier_max_factor)
             g = torch.where((u >= hi) & (u < out_hi), factor.mul_(self.g_max), g)
         if f.dynamic and t_s > 0:
-            lam = f.onset_gmin_per_s + f.onset_gmax_per_s
+            lam = f.onset_hazard
             v = uniform(S_ONSET)
-            # P(onset <= t) = 1 - exp(-lam t). The type (g_min with probability
-            # lam_min/lam) is a second draw fixed at programming, so a failed device
-            # keeps its level as t grows (competing Poisson hazards).
+            # P(onset <= t) = 1 - exp(-lam t). The type is a second draw fixed at
+            # programming, so a failed device keeps its level as t grows (competing
+            # Poisson hazards).
             w = uniform(S_ONSET, 1)
-            p_fail = f.onset_probability(t_s)
-            frac_min = f.onset_gmin_per_s / lam
-            failed = (u >= out_hi) & (v < p_fail)
-            failed_min = failed & (w < frac_min)
-            failed_max = failed & (w >= frac_min)
-            g = torch.where(failed_min, torch.full_like(g, self.g_min), g)
-            g = torch.where(failed_max, torch.full_like(g, self.g_max), g)
+            failed = (u >= out_hi) & (v < f.onset_probability(t_s))
+            c_min = f.onset_gmin_per_s / lam
+            c_max = c_min + f.onset_gmax_per_s / lam
+            g = torch.where(failed & (w < c_min), torch.full_like(g, self.g_min), g)
+            g = torch.where(failed & (w >= c_min) & (w < c_max), torch.full_like(g, self.g_max), g)
+            if f.onset_outlier_per_s > 0:
+                factor = uniform(S_OUTLIER).clamp_(min=1e-12).pow_(-1.0 / f.outlier_alpha)
+                factor.mul_(f.outlier_min_factor).clamp_(max=f.outlier_max_factor)
+                g = torch.where(failed & (w >= c_max), factor.mul_(self.g_max), g)
         return g
 
     def fault_masks(
@@ -400,11 +455,13 @@ class DeviceModel:
             v = torch.rand(shape, generator=gen)
             gen = chunk_generator(derive_seed(seed, S_ONSET, 1), chunk)
             w = torch.rand(shape, generator=gen)
-            lam = f.onset_gmin_per_s + f.onset_gmax_per_s
-            p_fail = f.onset_probability(t_s)
-            failed = (u >= out_hi) & (v < p_fail)
-            masks["onset_gmin"] = failed & (w < f.onset_gmin_per_s / lam)
-            masks["onset_gmax"] = failed & (w >= f.onset_gmin_per_s / lam)
+            lam = f.onset_hazard
+            failed = (u >= out_hi) & (v < f.onset_probability(t_s))
+            c_min = f.onset_gmin_per_s / lam
+            c_max = c_min + f.onset_gmax_per_s / lam
+            masks["onset_gmin"] = failed & (w < c_min)
+            masks["onset_gmax"] = failed & (w >= c_min) & (w < c_max)
+            masks["onset_outlier"] = failed & (w >= c_max)
         return masks
 
     def summary(self) -> dict[str, Any]:
@@ -428,7 +485,7 @@ class DeviceModel:
                 f"outliers {f.outlier_rate:.3%}"
             )
             if f.dynamic:
-                faults += f", onset {f.onset_gmin_per_s + f.onset_gmax_per_s:.3g}/s"
+                faults += f", onset {f.onset_hazard:.3g}/s"
         return {
             "name": self.name,
             "technology": self.technology,

@@ -242,6 +242,19 @@ class AnalogModel(nn.Module):
             eq[key] = self._t_eq.get(key, self.time_s) + dt_s * acc
         return self.set_time(self.time_s + dt_s, temperature_K, eq)
 
+    def freeze_compensation(self, frozen: bool = True) -> None:
+        """Keep each layer's drift-compensation factor fixed between :meth:`recalibrate` calls
+        (a chip that recalibrates on a schedule); ``False`` recalibrates at every update."""
+        for _, layer in self.analog_layers():
+            if isinstance(layer, AnalogLayer):
+                layer.frozen_compensation = frozen
+
+    def recalibrate(self) -> None:
+        """Recompute every layer's drift-compensation factor at the current state."""
+        for _, layer in self.analog_layers():
+            if isinstance(layer, AnalogLayer):
+                layer.recalibrate()
+
     # ------------------------------------------------------------------ restore / report
     def restore(self) -> nn.Module:
         """Put the original modules back (weights bit for bit) and return the digital model."""

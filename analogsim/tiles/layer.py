@@ -114,6 +114,9 @@ class AnalogLayer(nn.Module):
         self._ws: dict[str, Tensor] = {}
         self._comp: Tensor | None = None
         self.frozen_compensation = False
+        # Training hook: a callable (layer, x) -> y used instead of the inference forward
+        # when the module is in training mode with gradients on (noise-aware training).
+        self.hwa: Any = None
 
     # ------------------------------------------------------------------ info
     @property
@@ -241,6 +244,8 @@ class AnalogLayer(nn.Module):
         return buf[:n].view(shape)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.hwa is not None and self.training and torch.is_grad_enabled():
+            return self.hwa(self, x)
         if self.w_eff is None:
             raise RuntimeError(
                 f"analog layer '{self.name}' is not programmed: call program(seed) first"
