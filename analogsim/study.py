@@ -23,7 +23,7 @@ from analogsim.devices.card import card_dict
 from analogsim.mapping.convert import AnalogModel, convert
 from analogsim.mapping.rules import Mapping, load_mapping
 from analogsim.models import LoadedModel, load_model
-from analogsim.models._progress import progress_bar
+from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
 
 EVAL_COLUMNS = ["model", "mapping", "device", "seed", "time_s", "temperature_K", "metric", "value"]

@@ -26,7 +26,7 @@ from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
 from analogsim.mapping.roles import ROLES, model_roles
 from analogsim.models import LoadedModel, load_model
-from analogsim.models._progress import progress_bar
+from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
 
 SWEEP_COLUMNS = ["model", "noise", "relative", "roles", "seed", "sigma", "metric", "value"]

@@ -1,0 +1,147 @@
+"""Any other model: a Hugging Face hub name or a local ``save_pretrained`` folder.
+
+``AutoConfig.from_pretrained`` reads the config; models whose architecture is a causal
+LM (``*ForCausalLM``, ``*LMHeadModel``) load with ``AutoModelForCausalLM``, everything
+else with ``AutoModel`` (an encoder). Offline, hub names fail (after the hub client's
+retries) and are reported as a :class:`~analogsim.errors.ConfigError` naming the model,
+the built-ins and the underlying reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from analogsim.errors import ConfigError
+from analogsim.models._cache import count_params
+from analogsim.models.base import BUILTIN_MODELS, LoadedModel
+from analogsim.progress import quiet_transformers
+
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def is_causal_config(config: Any) -> bool:
+    """Whether a transformers config describes a causal (decoder-only) language model.
+
+    Uses ``config.architectures`` when present; otherwise the model type must be a
+    causal-LM type that is not also a masked-LM (encoder) type.
+    """
+    archs = getattr(config, "architectures", None) or []
+    if archs:
+        return any(a.endswith(_CAUSAL_SUFFIXES) for a in archs)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    mtype = getattr(config, "model_type", "")
+    return mtype in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mtype not in (
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name that can only be a filesystem path (hub ids are ``name`` or ``org/name``)."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name or name.count("/") > 1
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 400 else text[:397] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+def model_not_found_error(name: str, reason: str) -> ConfigError:
+    """The error for a model name that is neither built in nor loadable."""
+    builtins = BUILTIN_MODELS
+    return ConfigError(
+        f"model '{name}' is not a built-in model ({', '.join(builtins)}) and could not be "
+        f"loaded from a local path or the Hugging Face hub ({reason})",
+        key="model",
+        allowed=f"one of {', '.join(builtins)}, a local save_pretrained folder, or a hub "
+        "name (needs network access or a copy in the local Hugging Face cache)",
+    )
+
+
+def load_hf_model(name_or_path: str, *, progress: bool = True) -> LoadedModel:
+    """Load a Hugging Face model by hub name or local folder, float32, CPU, eval mode.
+
+    ``data`` is, for a causal LM, a dict with the held-out pydoc text (``heldout_text``,
+    the same text tiny-gpt2 is evaluated on) and its ids under the model's tokenizer
+    (``heldout_ids``, when the tokenizer loads); for an encoder, the fixed sentence list
+    of ``minilm``. With ``progress=False`` transformers' loading bars are hidden.
+    """
+    t0 = time.perf_counter()
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        source = str(local)
+    elif _looks_like_path(name_or_path):
+        raise model_not_found_error(name_or_path, f"no such folder: {local}")
+    else:
+        source = name_or_path
+    quiet = contextlib.nullcontext() if progress else quiet_transformers()
+    with quiet:
+        return _load(name_or_path, source, local.exists(), t0)
+
+
+def _load(name: str, source: str, is_local: bool, t0: float) -> LoadedModel:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    from analogsim.models.minilm import minilm_sentences
+    from analogsim.models.tiny_gpt2 import encode_text, pydoc_corpus
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except Exception as exc:  # hub unreachable, bad repo id, bad folder: all user input
+        raise model_not_found_error(name, _reason(exc)) from exc
+    causal = is_causal_config(config)
+    cls = AutoModelForCausalLM if causal else AutoModel
+    try:
+        model = cls.from_pretrained(source, dtype=torch.float32)
+    except Exception as exc:
+        raise model_not_found_error(name, _reason(exc)) from exc
+    model = model.to("cpu").float().eval()
+    info: dict[str, Any] = {"source": source, "model_type": getattr(config, "model_type", None)}
+    tokenizer = None
+    if is_local and not any((Path(source) / f).is_file() for f in _TOKENIZER_FILES):
+        # transformers 5 would build an empty tokenizer of the model's type here
+        info["tokenizer_error"] = f"no tokenizer files in {source}"
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        except Exception as exc:  # a model without a usable tokenizer is still a model
+            info["tokenizer_error"] = _reason(exc)
+    if causal:
+        heldout_text = pydoc_corpus()[1]
+        data: Any = {"heldout_text": heldout_text}
+        if tokenizer is not None:
+            data["heldout_ids"] = encode_text(tokenizer, heldout_text)
+    else:
+        data = minilm_sentences()
+    info.update(
+        params=count_params(model),
+        cache_path=source if is_local else None,
+        build_seconds=0.0,
+        load_seconds=time.perf_counter() - t0,
+    )
+    return LoadedModel(
+        name=name,
+        kind="causal-lm" if causal else "encoder",
+        model=model,
+        tokenizer=tokenizer,
+        data=data,
+        info=info,
+    )
