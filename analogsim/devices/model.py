@@ -321,6 +321,8 @@ class DeviceModel:
     ) -> Tensor:
         """Conductances (uS) at equivalent time ``t_s`` read at ``temperature_K``.
 
+        Equivalent to ``assemble(components(g_target, seed, t_s, chunk=chunk), t_s, T)``.
+
         Args:
             g_target: target conductances, any shape; ``chunk`` numbers this block of a
                 larger tensor so that its draws are its own.
@@ -331,108 +333,206 @@ class DeviceModel:
         Returns:
             Tensor of the shape of ``g_target``.
         """
+        comp = self.components(g_target, seed, t_s, chunk=chunk)
+        return self.assemble(comp, t_s, temperature_K)
+
+    def noise_interval(self, t_s: float) -> int:
+        """Index k of the grid interval ``[v_k, v_k+1)`` of the accumulated-noise clock at ``t_s``."""
+        r = self.read_noise
+        if r is None or r.scale == 0.0:
+            return 0
+        v0 = r.v(0.0)
+        return math.floor((max(r.v(t_s), v0) - v0) / r.dv + 1e-12)
+
+    def components(
+        self, g_target: Tensor, seed: int, t_s: float, *, chunk: int = 0
+    ) -> dict[str, Any]:
+        """Per-device quantities that stay fixed while the noise clock is in one grid interval.
+
+        Sampled from the seed (same seed, same numbers): programmed conductance ``P``
+        (static faults applied: stuck and outlier devices hold their level), drift
+        exponent ``nu``, the accumulated-noise parts ``c0 + f c1 + r c2`` of the interval
+        containing ``v(t_s)`` (``c0 = A B(v_k)``, ``c1 = A sqrt(dv) xi_k+1``,
+        ``c2 = A sqrt(dv) z_k``, with ``A`` the amplitude), the conduction activation energy
+        ``ea``, and for fault onsets each device's onset time and level. Faulty devices have
+        ``nu = c = ea = 0``. :meth:`assemble` turns them into conductances at any time in
+        the interval with a few elementwise operations.
+        """
         dev = g_target.device
         shape = g_target.shape
+        dtype = g_target.dtype
         g_rel_t = physics.relative_conductance(g_target, self.g_max)
 
         def normal(stream: int, k: int = 0) -> Tensor:
             gen = chunk_generator(derive_seed(seed, stream, k), chunk, dev)
-            return torch.randn(shape, generator=gen, device=dev, dtype=g_target.dtype)
+            return torch.randn(shape, generator=gen, device=dev, dtype=dtype)
 
         def uniform(stream: int, k: int = 0) -> Tensor:
             gen = chunk_generator(derive_seed(seed, stream, k), chunk, dev)
-            return torch.rand(shape, generator=gen, device=dev, dtype=g_target.dtype)
+            return torch.rand(shape, generator=gen, device=dev, dtype=dtype)
 
+        comp: dict[str, Any] = {"k": self.noise_interval(t_s)}
         # 1. programming
         p = self.programming
         if p is not None and p.scale != 0.0:
             sigma = physics.programming_sigma(g_target, self.g_max, p.coeffs_uS, p.g_max_ref_uS)
             if p.scale != 1.0:
                 sigma.mul_(p.scale)
-            g = physics.program(g_target, sigma, normal(S_PROG))
+            g_prog = physics.program(g_target, sigma, normal(S_PROG))
         else:
-            g = g_target.clone()
-        g_prog = g
-
-        # 2. drift
+            g_prog = g_target.clone()
+        # 2. drift exponent
         d = self.drift
-        if d is not None and d.scale != 0.0 and t_s > 0.0:
+        nu = None
+        if d is not None and d.scale != 0.0:
             nu = physics.drift_exponent(
                 d.nu_mean(g_rel_t), d.nu_std(g_rel_t), normal(S_NU), d.scale
             )
-            g = g * physics.drift_factor(nu, t_s, d.t0_s)
-
-        # 3. accumulated noise (read noise / relaxation) as a process in v(t)
+        # 3. accumulated noise parts for interval k
         r = self.read_noise
+        c = None
         if r is not None and r.scale != 0.0:
-            b = self._brownian(r, t_s, normal)
+            k = comp["k"]
+            b = normal(S_READ, 0).mul_(math.sqrt(r.v(0.0)))
+            for i in range(1, k + 1):
+                b.add_(normal(S_READ, i), alpha=math.sqrt(r.dv))
             if r.kind == "relative":
                 amp = r.amplitude(physics.relative_conductance(g_prog, self.g_max))
-                amp.mul_(g.abs())
             else:
                 amp = r.amplitude(g_rel_t)
             if r.scale != 1.0:
                 amp.mul_(r.scale)
-            g = torch.addcmul(g, amp, b).clamp_(min=0.0)
-
-        # 4. conductance read at temperature T
+            c = [
+                b.mul_(amp),
+                normal(S_READ, k + 1).mul_(amp).mul_(math.sqrt(r.dv)),
+                normal(S_BRIDGE, k).mul_(amp).mul_(math.sqrt(r.dv)),
+            ]
+        # 4. conduction activation energy per device
         tm = self.temperature
-        if temperature_K is not None and temperature_K != tm.t_ref_K and tm.affects_conduction:
-            ea = g_rel_t.clamp(max=1.0).mul(tm.conduction_ea_gmax_eV - tm.conduction_ea_gmin_eV)
+        ea = None
+        if tm.affects_conduction:
+            ea = g_rel_t.clamp(max=1.0).mul_(tm.conduction_ea_gmax_eV - tm.conduction_ea_gmin_eV)
             ea.add_(tm.conduction_ea_gmin_eV)
-            g = g * physics.arrhenius_factor(temperature_K, tm.t_ref_K, ea).to(g.dtype)
-
-        # 5. faults
+        # 5. faults: static ones fold into the components; onsets keep a time and a level
         f = self.faults
         if f.static or f.dynamic:
-            g = self._apply_faults(g, f, t_s, uniform)
-        return g
+            u = uniform(S_FAULT)
+            lo = f.stuck_at_gmin_rate
+            hi = lo + f.stuck_at_gmax_rate
+            out_hi = hi + f.outlier_rate
+            level = None
+            if f.outlier_rate > 0 or f.onset_outlier_per_s > 0:
+                # Pareto(x_m, alpha) by inversion: x_m U^(-1/alpha), capped
+                level = uniform(S_OUTLIER).clamp_(min=1e-12).pow_(-1.0 / f.outlier_alpha)
+                level.mul_(f.outlier_min_factor).clamp_(max=f.outlier_max_factor).mul_(self.g_max)
+            if f.static:
+                stuck = torch.zeros(shape, dtype=torch.bool, device=dev)
+                fixed = torch.zeros(shape, dtype=dtype, device=dev)
+                m_min = u < lo
+                m_max = (u >= lo) & (u < hi)
+                fixed = torch.where(m_min, self.g_min, fixed)
+                fixed = torch.where(m_max, self.g_max, fixed)
+                stuck |= m_min | m_max
+                if f.outlier_rate > 0:
+                    m_out = (u >= hi) & (u < out_hi)
+                    fixed = torch.where(m_out, level, fixed)
+                    stuck |= m_out
+                g_prog = torch.where(stuck, fixed, g_prog)
+                zero = torch.zeros((), dtype=dtype, device=dev)
+                if nu is not None:
+                    nu = torch.where(stuck, zero, nu)
+                if c is not None:
+                    c = [torch.where(stuck, zero, ci) for ci in c]
+                if ea is not None:
+                    ea = torch.where(stuck, zero, ea)
+            if f.dynamic:
+                lam = f.onset_hazard
+                v = uniform(S_ONSET)
+                w = uniform(S_ONSET, 1)
+                # onset time from P(onset <= t) = 1 - exp(-lam t); type fixed by a second draw
+                onset = torch.log1p(-v).neg_().div_(lam)
+                onset = torch.where(u >= out_hi, onset, torch.full_like(onset, math.inf))
+                c_min = f.onset_gmin_per_s / lam
+                c_max = c_min + f.onset_gmax_per_s / lam
+                lev = torch.where(w < c_min, self.g_min, self.g_max).to(dtype)
+                if f.onset_outlier_per_s > 0:
+                    lev = torch.where(w >= c_max, level, lev)
+                comp["onset_s"] = onset
+                comp["onset_level"] = lev
+        comp["P"] = g_prog
+        comp["nu"] = nu
+        comp["c"] = c
+        comp["ea"] = ea
+        return comp
 
-    @staticmethod
-    def _brownian(r: AccumulatedNoise, t_s: float, normal) -> Tensor:
-        """B(v(t)) on the fixed grid with a Brownian bridge inside an interval."""
-        v0 = r.v(0.0)
-        v = max(r.v(t_s), v0)
-        b = normal(S_READ, 0).mul_(math.sqrt(v0))
-        k_float = (v - v0) / r.dv
-        k = math.floor(k_float + 1e-12)
-        for i in range(1, k + 1):
-            b.add_(normal(S_READ, i), alpha=math.sqrt(r.dv))
-        frac = (v - (v0 + k * r.dv)) / r.dv
-        if frac > 1e-12:
-            # linear part of the next increment plus the bridge deviation
-            b.add_(normal(S_READ, k + 1), alpha=frac * math.sqrt(r.dv))
-            b.add_(normal(S_BRIDGE, k), alpha=math.sqrt(r.dv * frac * (1.0 - frac)))
-        return b
+    def assemble(
+        self,
+        comp: dict[str, Any],
+        t_s: float,
+        temperature_K: float | None = None,
+        *,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        """Conductances at equivalent time ``t_s`` (in the components' noise interval) and read
+        temperature ``temperature_K`` from :meth:`components`:
 
-    def _apply_faults(self, g: Tensor, f: Faults, t_s: float, uniform) -> Tensor:
-        u = uniform(S_FAULT)
-        lo = f.stuck_at_gmin_rate
-        hi = lo + f.stuck_at_gmax_rate
-        out_hi = hi + f.outlier_rate
-        g = torch.where(u < lo, torch.full_like(g, self.g_min), g)
-        g = torch.where((u >= lo) & (u < hi), torch.full_like(g, self.g_max), g)
-        if f.outlier_rate > 0:
-            # Pareto(x_m, alpha) by inversion: x_m * U^(-1/alpha), capped.
-            factor = uniform(S_OUTLIER).clamp_(min=1e-12).pow_(-1.0 / f.outlier_alpha)
-            factor.mul_(f.outlier_min_factor).clamp_(max=f.outlier_max_factor)
-            g = torch.where((u >= hi) & (u < out_hi), factor.mul_(self.g_max), g)
-        if f.dynamic and t_s > 0:
-            lam = f.onset_hazard
-            v = uniform(S_ONSET)
-            # P(onset <= t) = 1 - exp(-lam t). The type is a second draw fixed at
-            # programming, so a failed device keeps its level as t grows (competing
-            # Poisson hazards).
-            w = uniform(S_ONSET, 1)
-            failed = (u >= out_hi) & (v < f.onset_probability(t_s))
-            c_min = f.onset_gmin_per_s / lam
-            c_max = c_min + f.onset_gmax_per_s / lam
-            g = torch.where(failed & (w < c_min), torch.full_like(g, self.g_min), g)
-            g = torch.where(failed & (w >= c_min) & (w < c_max), torch.full_like(g, self.g_max), g)
-            if f.onset_outlier_per_s > 0:
-                factor = uniform(S_OUTLIER).clamp_(min=1e-12).pow_(-1.0 / f.outlier_alpha)
-                factor.mul_(f.outlier_min_factor).clamp_(max=f.outlier_max_factor)
-                g = torch.where(failed & (w >= c_max), factor.mul_(self.g_max), g)
+        ``G = P ((t+t0)/t0)^-nu max(0, 1 + c0 + f c1 + r c2)`` (relative noise) or
+        ``G = max(0, P ((t+t0)/t0)^-nu + c0 + f c1 + r c2)`` (absolute), times
+        ``exp(-ea/k_B (1/T - 1/T_ref))``; devices past their fault onset hold their level.
+        ``f = (v - v_k)/dv`` and ``r = sqrt(f (1 - f))`` place ``v(t)`` in the interval.
+        """
+        P = comp["P"]
+        g = out if out is not None else torch.empty_like(P)
+        # drift and read temperature share one exponential:
+        # P exp(-nu ln((t+t0)/t0) - ea (1/T - 1/T_ref)/k_B)
+        d = self.drift
+        log_ratio = (
+            math.log((t_s + d.t0_s) / d.t0_s) if comp["nu"] is not None and t_s > 0.0 else 0.0
+        )
+        tm = self.temperature
+        hot = comp["ea"] is not None and temperature_K is not None and temperature_K != tm.t_ref_K
+        t_scale = (
+            (1.0 / temperature_K - 1.0 / tm.t_ref_K) / physics.BOLTZMANN_EV_PER_K if hot else 0.0
+        )
+        c = comp["c"]
+        absolute = c is not None and self.read_noise.kind == "absolute"
+        fold_t = hot and not absolute  # an additive noise comes before the temperature factor
+        if log_ratio or fold_t:
+            if log_ratio:
+                torch.mul(comp["nu"], -log_ratio, out=g)
+                if fold_t:
+                    g.add_(comp["ea"], alpha=-t_scale)
+            else:
+                torch.mul(comp["ea"], -t_scale, out=g)
+            g.exp_().mul_(P)
+        else:
+            g.copy_(P)
+        if c is not None:
+            r = self.read_noise
+            v0 = r.v(0.0)
+            k = comp["k"]
+            frac = (max(r.v(t_s), v0) - (v0 + k * r.dv)) / r.dv
+            if frac < -1e-9 or frac > 1.0 + 1e-9:
+                raise ValueError(
+                    f"components were built for noise interval {k}; t = {t_s:g} s is in interval "
+                    f"{self.noise_interval(t_s)}"
+                )
+            frac = min(max(frac, 0.0), 1.0)
+            if r.kind == "relative":
+                # g_drift + |g_drift| A B, clipped at 0  ==  g_drift max(0, 1 + A B)
+                noise = torch.add(c[0], 1.0)
+            else:
+                noise = c[0].clone()
+            if frac > 1e-12:
+                noise.add_(c[1], alpha=frac).add_(c[2], alpha=math.sqrt(frac * (1.0 - frac)))
+            if r.kind == "relative":
+                g.mul_(noise.clamp_(min=0.0))
+            else:
+                g.add_(noise).clamp_(min=0.0)
+        if hot and absolute:
+            g.mul_(torch.mul(comp["ea"], -t_scale).exp_())
+        if "onset_s" in comp and t_s > 0.0:
+            g = torch.where(comp["onset_s"] <= t_s, comp["onset_level"], g)
         return g
 
     def fault_masks(

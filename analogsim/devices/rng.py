@@ -90,3 +90,18 @@ class NoiseStream:
         flat[:half].normal_(generator=self._gens[0])
         fut.result()
         return buf
+
+
+def run_chunks(work, jobs: list) -> None:
+    """Run ``work(job)`` for every job, in parallel on the shared pool when it pays.
+
+    Each job writes its own slice, so the result does not depend on scheduling. Torch
+    ops inside release the GIL; with a single job (small tensors) it runs inline.
+    """
+    if len(jobs) <= 1 or torch.get_num_threads() <= 1:
+        for job in jobs:
+            work(job)
+        return
+    futures = [pool().submit(work, job) for job in jobs]
+    for f in futures:
+        f.result()

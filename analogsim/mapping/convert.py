@@ -242,6 +242,25 @@ class AnalogModel(nn.Module):
             eq[key] = self._t_eq.get(key, self.time_s) + dt_s * acc
         return self.set_time(self.time_s + dt_s, temperature_K, eq)
 
+    def enable_time_cache(self, enabled: bool = True, *, max_bytes: int = 2 << 30) -> bool:
+        """Keep per-device components in memory so moving in time is a few elementwise passes.
+
+        The cache of a layer is up to 8 float32 tensors twice the size of its weights (16x
+        the weight bytes at most, 12x for the PCM cards); it is only enabled when the
+        estimate fits in ``max_bytes``. Results are identical with or without it. Returns
+        whether it is on.
+        """
+        layers = [layer for _, layer in self.analog_layers() if isinstance(layer, AnalogLayer)]
+        estimate = sum(
+            16 * layer.w_eff.numel() * layer.w_eff.element_size()
+            for layer in layers
+            if layer.w_eff is not None
+        )
+        on = enabled and estimate <= max_bytes
+        for layer in layers:
+            layer.enable_time_cache(on)
+        return on
+
     def freeze_compensation(self, frozen: bool = True) -> None:
         """Keep each layer's drift-compensation factor fixed between :meth:`recalibrate` calls
         (a chip that recalibrates on a schedule); ``False`` recalibrates at every update."""

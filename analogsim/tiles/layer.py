@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.physics import levels_for_bits
-from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed
+from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed, run_chunks
 from analogsim.tiles.config import TileConfig
 
 try:  # transformers is a dependency, but keep the tiles importable without it
@@ -112,6 +112,10 @@ class AnalogLayer(nn.Module):
         self.register_buffer("_w_scale", None, persistent=False)
         self._noise = NoiseStream(0)
         self._ws: dict[str, Tensor] = {}
+        self._w_abs: Tensor | None = None
+        self._w_abs_src: Tensor | None = None
+        self.time_cache = False
+        self._tcache: dict[str, Any] | None = None
         self._comp: Tensor | None = None
         self.frozen_compensation = False
         # Training hook: a callable (layer, x) -> y used instead of the inference forward
@@ -142,10 +146,16 @@ class AnalogLayer(nn.Module):
 
     def workspace_bytes(self) -> int:
         """Bytes of reusable forward buffers currently held (freed by :meth:`free_workspace`)."""
-        return sum(t.numel() * t.element_size() for t in self._ws.values())
+        total = sum(t.numel() * t.element_size() for t in self._ws.values())
+        if self._w_abs is not None:
+            total += self._w_abs.numel() * self._w_abs.element_size()
+        return total
 
     def free_workspace(self) -> None:
+        """Drop the reusable forward buffers and the cached |w| (they are rebuilt on demand)."""
         self._ws.clear()
+        self._w_abs = None
+        self._w_abs_src = None
 
     def extra_repr(self) -> str:
         return (
@@ -189,14 +199,78 @@ class AnalogLayer(nn.Module):
         dev = self.device_model
         if dev.is_ideal:
             return w_norm
+        span = dev.g_max - dev.g_min
+        if self.time_cache:
+            g = dev.assemble(self._time_components(w_norm, time_s), time_s, temperature_K)
+            return torch.sub(g[0], g[1]).div_(span).view_as(w_norm)
         out = torch.empty_like(w_norm)
         flat_w, flat_o = w_norm.view(-1), out.view(-1)
-        span = dev.g_max - dev.g_min
-        for i, start in enumerate(range(0, flat_w.numel(), CHUNK)):
+        jobs = list(enumerate(range(0, flat_w.numel(), CHUNK)))
+
+        def work(job: tuple[int, int]) -> None:
+            i, start = job
             wc = flat_w[start : start + CHUNK]
             g = dev.conductances(dev.targets(wc), self.seed, time_s, temperature_K, chunk=i)
             torch.sub(g[0], g[1], out=flat_o[start : start + CHUNK]).div_(span)
+
+        run_chunks(work, jobs)
         return out
+
+    # ------------------------------------------------------------------ time cache
+    def enable_time_cache(self, enabled: bool = True) -> None:
+        """Keep the per-device components of the current noise interval in memory.
+
+        Then moving in time costs a few elementwise passes over the weights instead of
+        regenerating every draw (the clock turns this on). Memory: 5 to 8 float32 tensors of
+        twice the weight size (see :meth:`time_cache_bytes`); numbers are identical.
+        """
+        self.time_cache = bool(enabled)
+        if not enabled:
+            self._tcache = None
+
+    def time_cache_bytes(self) -> int:
+        """Bytes the time cache holds now (0 when off or not built)."""
+        if self._tcache is None:
+            return 0
+        total = 0
+        for v in self._tcache.values():
+            for t in v if isinstance(v, list) else [v]:
+                if isinstance(t, Tensor):
+                    total += t.numel() * t.element_size()
+        return total
+
+    def _time_components(self, w_norm: Tensor, time_s: float) -> dict[str, Any]:
+        dev = self.device_model
+        k = dev.noise_interval(time_s)
+        cache = self._tcache
+        if cache is not None and cache["k"] == k and cache["seed"] == self.seed:
+            return cache
+        flat_w = w_norm.reshape(-1)
+        n = flat_w.numel()
+        full: dict[str, Any] = {}
+        for i, start in enumerate(range(0, n, CHUNK)):
+            wc = flat_w[start : start + CHUNK]
+            comp = dev.components(dev.targets(wc), self.seed, time_s, chunk=i)
+            for key, val in comp.items():
+                if key == "k":
+                    continue
+                if isinstance(val, list):
+                    dst = full.setdefault(key, [wc.new_empty((2, n)) for _ in val])
+                    for d, v in zip(dst, val, strict=True):
+                        d[:, start : start + CHUNK] = v
+                elif isinstance(val, Tensor):
+                    dst = full.setdefault(
+                        key, torch.empty((2, n), dtype=val.dtype, device=val.device)
+                    )
+                    dst[:, start : start + CHUNK] = val
+                else:
+                    full.setdefault(key, val)
+        full["k"] = k
+        full["seed"] = self.seed
+        for key in ("P", "nu", "c", "ea"):
+            full.setdefault(key, None)
+        self._tcache = full
+        return full
 
     @torch.no_grad()
     def set_state(self, time_s: float, temperature_K: float | None) -> None:
@@ -256,8 +330,7 @@ class AnalogLayer(nn.Module):
         if not self.tile.io_enabled:
             return F.linear(x, self.w_eff, bias)
         lead = x.shape[:-1]
-        y = self.mvm(x.reshape(-1, self.in_features), self.w_eff)
-        y = y.mul_(self.out_mult)
+        y = self.mvm(x.reshape(-1, self.in_features), self.w_eff, out_scale=self.out_mult)
         if bias is not None:
             y.add_(bias)
         return y.view(*lead, self.out_features)
@@ -311,72 +384,87 @@ class AnalogLayer(nn.Module):
         )
 
     @torch.no_grad()
-    def mvm(self, x2: Tensor, w: Tensor, key: str = "") -> Tensor:
+    def mvm(self, x2: Tensor, w: Tensor, key: str = "", out_scale: Tensor | None = None) -> Tensor:
         """Tiled analog MVM of ``x2 (M, K)`` with normalised weights ``w (N, K)``.
 
-        Returns ``(M, N)`` in weight units *before* the digital output scale
-        ``out_mult`` (i.e. normalised output times the input scale).
+        Returns a fresh ``(M, N)`` tensor in weight units: the ADC codes summed over tiles
+        times the ADC step and the input scale, times ``out_scale`` (per output) if given.
+        Buffers are reused between calls (see :meth:`workspace_bytes`).
         """
         cfg = self.tile
         m, k = x2.shape
         n = w.shape[0]
-        # DAC: scale inputs to [-1, 1] and round to integer codes (units of `in_unit`)
+        # DAC: scale each input vector to [-1, 1]; round to integer codes in units of `in_unit`
         xs = self._buf(key + "x", (m, k), x2)
         if cfg.dac_range == "dynamic":
-            alpha = x2.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)  # (M, 1)
-            torch.div(x2, alpha, out=xs)
+            alpha = torch.linalg.vector_norm(x2, ord=math.inf, dim=1, keepdim=True)  # (M, 1)
+            alpha.clamp_(min=1e-30)
         else:
             alpha = torch.full((m, 1), float(cfg.dac_range), device=x2.device, dtype=x2.dtype)
-            torch.div(x2, alpha, out=xs).clamp_(-1.0, 1.0)
+        lv = levels_for_bits(cfg.dac_bits) if cfg.dac_bits else 1
+        torch.mul(x2, alpha.reciprocal().mul_(lv), out=xs)
+        if cfg.dac_range != "dynamic":
+            xs.clamp_(-lv, lv)
         if cfg.dac_bits:
-            lv = levels_for_bits(cfg.dac_bits)
-            xs.mul_(lv).round_().clamp_(-lv, lv)
-            in_unit = 1.0 / lv
-        else:
-            in_unit = 1.0
-        # ADC grid: the accumulator holds integer ADC codes (units of `step`)
+            xs.round_()
+        in_unit = 1.0 / lv
+        # ADC grid: tile outputs are held as ADC codes (units of `step`)
         if cfg.adc_bits:
             lo = levels_for_bits(cfg.adc_bits)
             step = (cfg.adc_bound / lo) if cfg.adc_bound > 0 else 1.0 / lo
         else:
-            lo, step = 0, 1.0
+            step = 1.0
         clip = cfg.adc_bound / step if cfg.adc_bound > 0 else 0.0
         n_tiles = math.ceil(k / cfg.rows)
         noisy = cfg.out_noise > 0 or cfg.read_noise > 0
-        acc = self._buf(key + "acc", (m, n), x2)
-        nb = self._buf(key + "noise", (n_tiles, m, n), x2) if noisy else None
-        if nb is not None:
-            self._noise.fill_(nb)
-        part = None if noisy else self._buf(key + "part", (m, n), x2)
+        parts = self._buf(key + "parts", (n_tiles, m, n), x2)  # one partial per tile
+        if noisy:
+            self._noise.fill_(parts)  # N(0, 1), drawn by two threads
+        if cfg.read_noise > 0:
+            # per-MVM read noise std per output: read_noise * sqrt(sum_j |W_ij| x_j^2) (normalised
+            # units); its variance product runs in bfloat16 with float32 accumulation
+            xsq = self._buf(key + "xsq", (m, k), x2.new_empty(0, dtype=torch.bfloat16))
+            torch.mul(xs, xs, out=xsq)
+            wabs = self._abs_weight(w)
         for t in range(n_tiles):
             k0, k1 = t * cfg.rows, min(k, (t + 1) * cfg.rows)
             xt, wt = xs[:, k0:k1], w[:, k0:k1]
-            buf = nb[t] if noisy else part
+            buf = parts[t]
             if cfg.read_noise > 0:
-                # one Gaussian per output: var = out_noise^2 + read_noise^2 sum_j |W_ij| x_j^2
-                xsq = self._buf(key + "xsq", (m, k1 - k0), x2)
-                torch.mul(xt, xt, out=xsq)
-                wabs = self._buf(key + "wabs", (n, k1 - k0), x2)
-                torch.abs(wt, out=wabs)
-                var = self._buf(key + "var", (m, n), x2)
-                torch.mm(xsq, wabs.t(), out=var)
-                var.mul_((cfg.read_noise * in_unit) ** 2).add_(cfg.out_noise**2).sqrt_()
-                buf.mul_(var).addmm_(xt, wt.t(), beta=1.0 / step, alpha=in_unit / step)
+                std = torch.mm(xsq[:, k0:k1], wabs[:, k0:k1].t())  # (M, N) bf16
+                std.mul_((cfg.read_noise * in_unit) ** 2).add_(cfg.out_noise**2).sqrt_()
+                buf.mul_(std).addmm_(xt, wt.t(), beta=1.0 / step, alpha=in_unit / step)
             elif noisy:
                 buf.addmm_(xt, wt.t(), beta=cfg.out_noise / step, alpha=in_unit / step)
             else:
                 torch.mm(xt, wt.t(), out=buf)
-                if in_unit / step != 1.0:
+                if in_unit != step:
                     buf.mul_(in_unit / step)
-            if cfg.adc_bits:
-                buf.round_()
-            if clip > 0:
-                buf.clamp_(-clip, clip)
-            if t == 0:
-                acc.copy_(buf)
-            else:
-                acc.add_(buf)
-        return acc.mul(alpha).mul_(step)
+        if cfg.adc_bits:
+            parts.round_()
+        if clip > 0:
+            parts.clamp_(-clip, clip)
+        y = torch.sum(parts, dim=0) if n_tiles > 1 else parts[0].clone()
+        y.mul_(alpha)
+        if out_scale is not None:
+            y.mul_(out_scale * step if step != 1.0 else out_scale)
+        elif step != 1.0:
+            y.mul_(step)
+        return y
+
+    def _abs_weight(self, w: Tensor) -> Tensor:
+        """``|w|`` in bfloat16 for the read-noise variance, cached per state (0.5x weight bytes)."""
+        cached = self._w_abs
+        if (
+            cached is None
+            or cached.shape != w.shape
+            or cached.device != w.device
+            or self._w_abs_src is not w
+        ):
+            cached = w.abs().to(torch.bfloat16)
+            self._w_abs = cached
+            self._w_abs_src = w
+        return cached
 
 
 def layer_summary(layer: AnalogLayer) -> dict[str, Any]:
