@@ -668,13 +668,19 @@ def compare_cmd(
 @app.command("demo")
 def demo_cmd(
     out: OutOpt = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Programmed chips per setting.")] = 3,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Programmed chips per setting.")] = 2,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller study: tiny-gpt2 only, three times.")
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
 ) -> None:
-    """The offline demo study (what `make demo` runs); writes a run directory with a report."""
+    """The offline demo study (what `make demo` runs): partitions of tiny-gpt2 and MiniLM over
+    time and temperature with energy per token, and the digits MLP on three devices. Writes a
+    run directory with results.csv, manifest.json, plots and report.md (resumable with --out)."""
     from analogsim.demo import run_demo
 
-    path = run_demo(out, seeds=seeds, progress=not no_progress, console=console)
+    kw = {"models": ("tiny-gpt2",), "times": (1.0, 86400.0, 365.25 * 86400.0)} if quick else {}
+    path = run_demo(out, seeds=seeds, progress=not no_progress, console=console, **kw)
     console.print(f"run directory: {path}")
 
 
@@ -690,6 +696,11 @@ def bench_cmd(
 
     path = run_benchmarks(out, quick=quick, console=console)
     console.print(f"run directory: {path}")
+
+
+from analogsim.cli.clock_cmds import register as _register_clock  # noqa: E402
+
+_register_clock(app)
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def plot_metric_vs_time(
     for r in summary:
         if r.get("metric", metric) != metric:
             continue
-        groups[(*(r[s] for s in series), _f(r["temperature_K"]))].append(r)
+        groups[(*(r.get(s, "") for s in series), _f(r["temperature_K"]))].append(r)
     temps = sorted({k[-1] for k in groups})
     names = sorted({k[:-1] for k in groups})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

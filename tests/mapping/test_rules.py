@@ -200,7 +200,8 @@ def test_shipped_mappings(two_block_net):
     assert m.path is not None and m.path.name == "all_analog.toml"
     plan = resolve_plan(two_block_net, m)  # the embedding rule is optional
     assert all(p.placement == "analog" and p.device.name == "pcm" for p in plan.layers)
-    assert plan.layers[0].tile == TileConfig(drift_compensation="global")
+    # the Rasch 2023 preset: per-column weight scales, global drift compensation
+    assert plan.layers[0].tile == TileConfig(drift_compensation="global", weight_scale="column")
 
 
 def test_with_device_and_with_tile_override_the_file():
