@@ -74,6 +74,10 @@ class Case:
     model: nn.Module
     inputs: tuple
     note: str = ""
+    kwargs: dict | None = None
+
+    def __call__(self, model: nn.Module) -> Any:
+        return model(*self.inputs, **(self.kwargs or {}))
 
 
 def wide_mlp_case(width: int = 4096, layers: int = 3, batch: int = 256) -> Case:
@@ -97,6 +101,102 @@ def digits_case(batch: int = 256) -> Case:
     lm = load_model("digits-mlp", progress=False)
     x = lm.data["x_test"][:batch]
     return Case(f"digits-mlp, batch {batch}", lm.model.eval(), (x,))
+
+
+def tiny_gpt2_case(batch: int = 8, seq: int = 128) -> Case:
+    from analogsim.models import load_model
+
+    lm = load_model("tiny-gpt2", progress=False)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, lm.model.config.vocab_size, (batch, seq), generator=g)
+    return Case(
+        f"tiny-gpt2 ({sum(p.numel() for p in lm.model.parameters()) / 1e6:.2f}M), batch {batch} x {seq} tokens",
+        lm.model.eval(),
+        (),
+        note="aihwkit's convert_to_analog skips GPT-2 Conv1D: only lm_head is analog there",
+        kwargs={"input_ids": ids},
+    )
+
+
+def minilm_case(batch: int = 64, seq: int = 64) -> Case:
+    from analogsim.models import load_model
+
+    lm = load_model("minilm", progress=False)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, lm.model.config.vocab_size, (batch, seq), generator=g)
+    mask = torch.ones_like(ids)
+    return Case(
+        f"MiniLM-L6 (22.7M), batch {batch} x {seq} tokens",
+        lm.model.eval(),
+        (),
+        kwargs={"input_ids": ids, "attention_mask": mask},
+    )
+
+
+def convert_program_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any]]:
+    """Seconds to convert and to program a GPT-2-small-sized model (random init)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from analogsim.mapping.convert import convert
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(
+        GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=max(1, n_embd // 64))
+    ).eval()
+    params = sum(p.numel() for p in model.parameters())
+    digital_bytes = tensor_bytes(model)
+    t0 = time.perf_counter()
+    am = convert(model, "all_analog")
+    t1 = time.perf_counter()
+    am.program(0)
+    t2 = time.perf_counter()
+    am.at(86400.0)
+    t3 = time.perf_counter()
+    analog = sum(layer.w_eff.numel() for _, layer in am.analog_layers())
+    name = (
+        f"GPT-2 {params / 1e6:.0f}M params ({analog / 1e6:.0f}M analog incl. tied head), all_analog"
+    )
+    conv_bytes = tensor_bytes(am)
+    rows = [
+        {
+            "case": name,
+            "regime": "convert",
+            "engine": "analogsim",
+            "median_ms": (t1 - t0) * 1e3,
+            "digital_ms": float("nan"),
+            "ratio": float("nan"),
+            "note": "deep copy + wrap",
+        },
+        {
+            "case": name,
+            "regime": "program",
+            "engine": "analogsim",
+            "median_ms": (t2 - t1) * 1e3,
+            "digital_ms": float("nan"),
+            "ratio": float("nan"),
+            "note": "sample every device (t = 0)",
+        },
+        {
+            "case": name,
+            "regime": "at(1 day)",
+            "engine": "analogsim",
+            "median_ms": (t3 - t2) * 1e3,
+            "digital_ms": float("nan"),
+            "ratio": float("nan"),
+            "note": "recompute the state at 1 day",
+        },
+        {
+            "case": name,
+            "regime": "memory",
+            "engine": "analogsim-memory",
+            "median_ms": float("nan"),
+            "digital_ms": float("nan"),
+            "ratio": conv_bytes / digital_bytes,
+            "note": f"converted model {conv_bytes / 2**20:.0f} MiB / digital {digital_bytes / 2**20:.0f} MiB (converted copy + effective weights)",
+        },
+    ]
+    del am, model
+    return rows
 
 
 def _mapping_for(regime: str, device: str = "pcm"):
@@ -275,6 +375,8 @@ def run_benchmarks(
 
     cases: list[Callable[[], Case]] = [digits_case]
     cases.append((lambda: wide_mlp_case(1024, 3, 64)) if quick else wide_mlp_case)
+    if not quick:
+        cases += [tiny_gpt2_case, minilm_case]
     config = {"quick": quick, "threads": torch.get_num_threads()}
     with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
         for make in cases:
@@ -283,7 +385,33 @@ def run_benchmarks(
             run.write(rows)
             if console is not None:
                 _print(rows, console)
+        rows = convert_program_rows(2, 128) if quick else convert_program_rows()
+        run.write(rows)
+        if console is not None:
+            _print(rows, console)
+        for extra in _extra_benches(quick):
+            run.write(extra)
+            if console is not None:
+                _print(extra, console)
     return run.path
+
+
+def _extra_benches(quick: bool) -> list[list[dict[str, Any]]]:
+    """Generation-with-clock and training-step benchmarks, when those modules are present."""
+    out = []
+    try:
+        from analogsim.clock.bench import run_generation_bench
+    except ImportError:
+        run_generation_bench = None
+    if run_generation_bench is not None:
+        out.append(run_generation_bench(quick=quick))
+    try:
+        from analogsim.train.bench import bench_training_step
+    except ImportError:
+        bench_training_step = None
+    if bench_training_step is not None:
+        out.append(bench_training_step(quick=quick))
+    return out
 
 
 def _print(rows: list[dict[str, Any]], console: Any) -> None:

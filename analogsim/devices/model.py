@@ -333,7 +333,7 @@ class DeviceModel:
         Returns:
             Tensor of the shape of ``g_target``.
         """
-        comp = self.components(g_target, seed, t_s, chunk=chunk)
+        comp = self.components(g_target, seed, t_s, chunk=chunk, lean=True)
         return self.assemble(comp, t_s, temperature_K)
 
     def noise_interval(self, t_s: float) -> int:
@@ -345,7 +345,7 @@ class DeviceModel:
         return math.floor((max(r.v(t_s), v0) - v0) / r.dv + 1e-12)
 
     def components(
-        self, g_target: Tensor, seed: int, t_s: float, *, chunk: int = 0
+        self, g_target: Tensor, seed: int, t_s: float, *, chunk: int = 0, lean: bool = False
     ) -> dict[str, Any]:
         """Per-device quantities that stay fixed while the noise clock is in one grid interval.
 
@@ -356,7 +356,9 @@ class DeviceModel:
         ``c2 = A sqrt(dv) z_k``, with ``A`` the amplitude), the conduction activation energy
         ``ea``, and for fault onsets each device's onset time and level. Faulty devices have
         ``nu = c = ea = 0``. :meth:`assemble` turns them into conductances at any time in
-        the interval with a few elementwise operations.
+        the interval with a few elementwise operations. ``lean=True`` skips the draws that
+        cannot matter at exactly ``t_s`` (``nu`` at ``t = 0``; ``c1``, ``c2`` on a grid
+        point): the conductances at ``t_s`` are bit-identical, the result is valid only there.
         """
         dev = g_target.device
         shape = g_target.shape
@@ -384,7 +386,7 @@ class DeviceModel:
         # 2. drift exponent
         d = self.drift
         nu = None
-        if d is not None and d.scale != 0.0:
+        if d is not None and d.scale != 0.0 and (t_s > 0.0 or not lean):
             nu = physics.drift_exponent(
                 d.nu_mean(g_rel_t), d.nu_std(g_rel_t), normal(S_NU), d.scale
             )
@@ -402,11 +404,12 @@ class DeviceModel:
                 amp = r.amplitude(g_rel_t)
             if r.scale != 1.0:
                 amp.mul_(r.scale)
-            c = [
-                b.mul_(amp),
-                normal(S_READ, k + 1).mul_(amp).mul_(math.sqrt(r.dv)),
-                normal(S_BRIDGE, k).mul_(amp).mul_(math.sqrt(r.dv)),
-            ]
+            v0 = r.v(0.0)
+            on_grid = (max(r.v(t_s), v0) - (v0 + k * r.dv)) / r.dv <= 1e-12
+            c = [b.mul_(amp), None, None]
+            if not (lean and on_grid):
+                c[1] = normal(S_READ, k + 1).mul_(amp).mul_(math.sqrt(r.dv))
+                c[2] = normal(S_BRIDGE, k).mul_(amp).mul_(math.sqrt(r.dv))
         # 4. conduction activation energy per device
         tm = self.temperature
         ea = None
@@ -442,7 +445,7 @@ class DeviceModel:
                 if nu is not None:
                     nu = torch.where(stuck, zero, nu)
                 if c is not None:
-                    c = [torch.where(stuck, zero, ci) for ci in c]
+                    c = [None if ci is None else torch.where(stuck, zero, ci) for ci in c]
                 if ea is not None:
                     ea = torch.where(stuck, zero, ea)
             if f.dynamic:

@@ -257,7 +257,7 @@ class AnalogLayer(nn.Module):
                 if isinstance(val, list):
                     dst = full.setdefault(key, [wc.new_empty((2, n)) for _ in val])
                     for d, v in zip(dst, val, strict=True):
-                        d[:, start : start + CHUNK] = v
+                        d[:, start : start + CHUNK] = v  # full components: no None parts
                 elif isinstance(val, Tensor):
                     dst = full.setdefault(
                         key, torch.empty((2, n), dtype=val.dtype, device=val.device)
