@@ -46,8 +46,20 @@ class Vary:
     key: str
     values: tuple[Any, ...]
 
+    @property
+    def card(self) -> str | None:
+        """The device card this parameter belongs to, or None for a tile setting."""
+        if _TILE_ALIASES.get(self.key, self.key) in TILE_KEYS:
+            return None
+        return self.key.partition(".")[0]
+
     def label(self, value: Any) -> str:
-        return f"{self.key}={value:g}" if isinstance(value, float) else f"{self.key}={value}"
+        if isinstance(value, float):
+            text = f"{value:g}"
+            if float(text) != value:  # keep every digit a short form would lose
+                text = repr(value)
+            return f"{self.key}={text}"
+        return f"{self.key}={value}"
 
     def apply(self, mapping: Mapping, value: Any) -> Mapping:
         """The mapping with this parameter set to ``value``."""
@@ -153,8 +165,18 @@ def run_compare(
     att = attention_macs_per_token(loaded.model, context)
     cost_by: dict[tuple[str, str], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
-    for m, label in variants(mappings, vary, device):
-        plan = resolve_plan(loaded.model, m)
+    pairs = variants(mappings, vary, device)
+    plans = [resolve_plan(loaded.model, m) for m, _ in pairs]  # every error before any work
+    if vary is not None and vary.card is not None:
+        used = {p.device.name for plan in plans for p in plan.layers if p.device is not None}
+        if vary.card not in used:
+            raise ConfigError(
+                f"--vary {vary.key}: no analog layer of these mappings uses the card '{vary.card}'",
+                key="vary",
+                value=vary.key,
+                allowed="a card in use (" + (", ".join(sorted(used)) or "none: all digital") + ")",
+            )
+    for (m, label), plan in zip(pairs, plans, strict=True):
         rep = estimate_cost(
             plan,
             costs=table,
@@ -234,10 +256,14 @@ def json_rows(result: dict[str, Any], vary: Vary | None) -> list[dict[str, Any]]
         }
         if vary is not None and s["vary"]:
             key, _, val = s["vary"].partition("=")
-            try:
-                row[key] = float(val) if "." in val or "e" in val else int(val)
-            except ValueError:
-                row[key] = val
+            exact = {vary.label(v): v for v in vary.values}
+            if s["vary"] in exact:  # the value used, with its type
+                row[key] = exact[s["vary"]]
+            else:
+                try:
+                    row[key] = float(val) if "." in val or "e" in val else int(val)
+                except ValueError:
+                    row[key] = val
             row["vary"] = s["vary"]
         out.append(row)
     return out

@@ -180,8 +180,10 @@ def _write_combined(path: Path, rows: list[dict[str, Any]], columns: list[str]) 
 
 
 def _fmt(v: float) -> str:
-    if not math.isfinite(v):
-        return "inf"
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
     return f"{v:.4g}"
 
 

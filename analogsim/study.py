@@ -242,7 +242,10 @@ def summarize(
             if len(finite) == len(vals)
             else (float("inf") if any(math.isinf(v) for v in vals) else float("nan"))
         )
-        std = statistics.stdev(vals) if len(vals) > 1 and len(finite) == len(vals) else 0.0
+        if len(finite) != len(vals):
+            std = float("nan")  # a spread of non-finite values is undefined
+        else:
+            std = statistics.stdev(vals) if len(vals) > 1 else 0.0
         out.append({**dict(zip(by, key, strict=True)), "mean": mean, "std": std, "n": len(vals)})
     return out
 

@@ -45,6 +45,7 @@ class Target:
     names: list[str]
     param: nn.Parameter
     original: torch.Tensor
+    kind: str = "weight"  # "weight" or "bias": part of the noise seed
 
 
 def select_targets(
@@ -81,13 +82,13 @@ def select_targets(
             if other is not None and "embedding" in (other.role, layer.role):
                 continue
         mod = model.get_submodule(layer.name)
-        params = [mod.weight]
+        params = [("weight", mod.weight)]
         if include_bias and getattr(mod, "bias", None) is not None:
-            params.append(mod.bias)
-        for p in params:
+            params.append(("bias", mod.bias))
+        for kind, p in params:
             t = targets.get(id(p))
             if t is None:
-                targets[id(p)] = Target([layer.name], p, p.detach().clone())
+                targets[id(p)] = Target([layer.name], p, p.detach().clone(), kind)
             else:
                 t.names.append(layer.name)
     missing = wanted - present - ({"embedding"} if not include_embeddings else set())
@@ -115,9 +116,10 @@ def perturb(
 ) -> None:
     """Set every target to ``original + noise`` (seeded per parameter name)."""
     for t in targets:
-        gen = torch.Generator(device=t.param.device).manual_seed(
-            derive_seed(seed, "sweep", t.names[0])
-        )
+        # a bias gets its own stream (with the layer's name alone it would repeat the
+        # first draws of the weight's noise); weights keep the layer-name seed
+        key = t.names[0] if t.kind == "weight" else f"{t.names[0]}.{t.kind}"
+        gen = torch.Generator(device=t.param.device).manual_seed(derive_seed(seed, "sweep", key))
         base = t.original
         eps = weight_noise(base, noise, sigma, generator=gen, relative=relative, **params)
         t.param.copy_(base + eps)
@@ -151,7 +153,8 @@ def crossing(
         if above:
             if prev_x is None:
                 return float(x)
-            if math.isinf(fy):
+            if math.isinf(fy) or not math.isfinite(prev_y):
+                # no interpolation to or from an infinite (or NaN) value: the grid point
                 return float(x)
             frac = (target - prev_y) / (fy - prev_y) if fy != prev_y else 0.0
             return float(prev_x + frac * (x - prev_x))
@@ -286,7 +289,9 @@ def summarize_sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             mean = sum(vals) / n
             std = (sum((v - mean) ** 2 for v in vals) / (n - 1)) ** 0.5 if n > 1 else 0.0
         else:
-            mean, std = math.inf, math.nan
+            # an infinite value makes the mean infinite; NaN values alone make it NaN
+            mean = math.inf if any(math.isinf(v) for v in vals) else math.nan
+            std = math.nan
         out.append(
             {
                 "sigma": sigma,

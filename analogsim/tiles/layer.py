@@ -278,6 +278,11 @@ class AnalogLayer(nn.Module):
         w = self.effective_normalized(time_s, temperature_K)
         self.time_s = float(time_s)
         self.temperature_K = temperature_K
+        # fresh per-forward noise restarts from (seed, t, T): a measurement at a state does
+        # not depend on which states were read before it (resumable runs are bit-exact)
+        self._noise.reseed(
+            derive_seed(self.seed, "forward", repr(float(time_s)), repr(temperature_K))
+        )
         comp = self._compensation(w)
         mult = self._w_scale if comp is None else self._w_scale * comp
         if self.tile.io_enabled:

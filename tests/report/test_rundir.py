@@ -1,0 +1,173 @@
+"""Run directories (``analogsim/report/rundir.py``): flushed rows, resume, refusal of a
+different config, interrupted runs and non-finite values."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from analogsim.errors import ConfigError
+from analogsim.report.rundir import RunDir, read_results
+
+COLUMNS = ["model", "seed", "time_s", "metric", "value"]
+KEYS = ["model", "seed", "time_s"]
+CONFIG = {"model": "m", "times_s": [1.0, 3600.0], "seeds": [0, 1]}
+POINTS = [dict(model="m", seed=s, time_s=t) for s in (0, 1) for t in (1.0, 3600.0)]
+
+
+def _csv(path):
+    with (path / "results.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _measure(run: RunDir, point: dict, value: float) -> None:
+    run.write([{**point, "metric": "accuracy", "value": value}])
+
+
+def test_layout_and_manifest(tmp_path):
+    out = tmp_path / "run"
+    with RunDir(out, "eval", CONFIG, COLUMNS, KEYS, cards={"pcm": {"name": "pcm"}}) as run:
+        assert json.loads(run.manifest_path.read_text())["status"] == "running"
+        _measure(run, POINTS[0], 0.5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "eval"
+    assert manifest["config"] == CONFIG
+    assert manifest["status"] == "complete"
+    assert manifest["device_cards"] == {"pcm": {"name": "pcm"}}
+    assert {"versions", "git", "argv", "created", "finished"} <= set(manifest)
+    assert "torch" in manifest["versions"] and "python" in manifest["versions"]
+
+
+def test_rows_are_on_disk_as_soon_as_written(tmp_path):
+    run = RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+    _measure(run, POINTS[0], 0.25)
+    # read back while the run is still open: the row is there, with the header
+    rows = _csv(tmp_path)
+    assert rows == [
+        {"model": "m", "seed": "0", "time_s": "1.0", "metric": "accuracy", "value": "0.25"}
+    ]
+    _measure(run, POINTS[1], 0.125)
+    assert [r["value"] for r in _csv(tmp_path)] == ["0.25", "0.125"]
+    assert run.done(**POINTS[0]) and run.done(**POINTS[1])
+    assert not run.done(**POINTS[2])
+    # the header is written once
+    text = (tmp_path / "results.csv").read_text().splitlines()
+    assert text[0] == ",".join(COLUMNS) and len(text) == 3
+
+
+def test_floats_round_trip_exactly(tmp_path):
+    run = RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+    value = 0.1 + 0.2  # not representable in a short decimal
+    _measure(run, POINTS[0], value)
+    assert float(read_results(tmp_path)[0]["value"]) == value
+
+
+def test_resume_skips_done_points_and_keeps_old_rows(tmp_path):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.9)
+        _measure(run, POINTS[1], 0.8)
+    again = RunDir(tmp_path, "eval", dict(CONFIG), COLUMNS, KEYS)
+    assert again.manifest["resumed_points"] == 2
+    assert [again.done(**p) for p in POINTS] == [True, True, False, False]
+    # keys match whatever type the caller uses for the same value
+    assert again.done(model="m", seed=0, time_s=1.0)
+    assert [r["value"] for r in again.rows] == ["0.9", "0.8"]
+    for i, p in enumerate(POINTS):
+        if not again.done(**p):
+            _measure(again, p, 0.1 * i)
+    again.finish()
+    rows = _csv(tmp_path)
+    assert len(rows) == 4
+    assert [r["value"] for r in rows[:2]] == ["0.9", "0.8"]
+    assert len({(r["seed"], r["time_s"]) for r in rows}) == 4
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.9)
+    other = {**CONFIG, "seeds": [0, 1, 2]}
+    with pytest.raises(ConfigError, match="different run") as info:
+        RunDir(tmp_path, "eval", other, COLUMNS, KEYS)
+    assert str(tmp_path / "manifest.json") in str(info.value)
+    assert "--out" in str(info.value)
+    with pytest.raises(ConfigError, match="different run"):
+        RunDir(tmp_path, "sweep", CONFIG, COLUMNS, KEYS)
+    # nothing was lost or changed by the refusals
+    assert len(_csv(tmp_path)) == 1
+    assert json.loads((tmp_path / "manifest.json").read_text())["config"] == CONFIG
+
+
+def test_other_columns_are_refused(tmp_path):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.9)
+    with pytest.raises(ConfigError, match="other columns"):
+        RunDir(tmp_path, "eval", CONFIG, [*COLUMNS, "extra"], KEYS)
+
+
+def _measure_all(run: RunDir, values: dict, interrupt_at: int | None = None) -> list[int]:
+    measured = []
+    for i, p in enumerate(POINTS):
+        if run.done(**p):
+            continue
+        if i == interrupt_at:
+            raise KeyboardInterrupt
+        _measure(run, p, values[i])
+        measured.append(i)
+    return measured
+
+
+def test_interrupted_run_keeps_rows_and_resumes(tmp_path):
+    values = {0: 0.9, 1: 0.8, 2: 0.7, 3: 0.6}
+    with pytest.raises(KeyboardInterrupt), RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure_all(run, values, interrupt_at=2)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert [r["value"] for r in _csv(tmp_path)] == ["0.9", "0.8"]
+
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        assert _measure_all(run, values) == [2, 3]  # only the rest is measured
+    rows = _csv(tmp_path)
+    assert [float(r["value"]) for r in rows] == [0.9, 0.8, 0.7, 0.6]
+    assert len({tuple(r[k] for k in KEYS) for r in rows}) == len(rows) == 4
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_failed_run_records_the_error(tmp_path):
+    with pytest.raises(RuntimeError), RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS):
+        raise RuntimeError("boom")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert "RuntimeError: boom" in manifest["error"]
+
+
+def test_inf_and_nan_written_as_text_and_read_back(tmp_path):
+    config = {**CONFIG, "threshold": math.inf}
+    with RunDir(tmp_path, "sweep", config, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], math.inf)
+        _measure(run, POINTS[1], -math.inf)
+        _measure(run, POINTS[2], math.nan)
+        run.note(summary=[{"mean": math.inf}])
+    rows = read_results(tmp_path)
+    assert [r["value"] for r in rows] == ["inf", "-inf", "nan"]
+    assert float(rows[0]["value"]) == math.inf and float(rows[1]["value"]) == -math.inf
+    assert math.isnan(float(rows[2]["value"]))
+    # the manifest stays valid JSON (no bare Infinity) and resumes with the same config
+    manifest = json.loads(
+        (tmp_path / "manifest.json").read_text(), parse_constant=lambda c: pytest.fail(c)
+    )
+    assert manifest["config"]["threshold"] == "inf"
+    assert manifest["summary"] == [{"mean": "inf"}]
+    again = RunDir(tmp_path, "sweep", config, COLUMNS, KEYS)
+    assert again.manifest["resumed_points"] == 3
+
+
+def test_default_out_is_timestamped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = RunDir(None, "eval", CONFIG, COLUMNS, KEYS)
+    assert run.path.resolve().parent == (tmp_path / "runs").resolve()
+    assert run.path.name.endswith("-eval")
+    assert (run.path / "manifest.json").exists()
