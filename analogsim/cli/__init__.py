@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,24 @@ JsonOpt = Annotated[
 ]
 
 
+def _finite_json(x: object) -> object:
+    """Strict JSON: non-finite floats become the strings "inf", "-inf", "nan"."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {str(k): _finite_json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite_json(v) for v in x]
+    if isinstance(x, str | int | float | bool) or x is None:
+        return x
+    return str(x)
+
+
+def print_json(obj: object) -> None:
+    """Print ``obj`` as strict JSON (valid for jq and other strict parsers)."""
+    print(json.dumps(_finite_json(obj), indent=2, allow_nan=False))
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"analogsim {__version__}")
@@ -78,7 +97,7 @@ def devices_cmd(json_out: JsonOpt = False) -> None:
 
     rows = [load_device(n).summary() for n in list_devices()]
     if json_out:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title="device cards (devices/*.toml)")
     for col in ("name", "technology", "G range (uS)", "drift", "temperature", "faults"):
@@ -135,7 +154,7 @@ def device_show(
     rows = device_datasheet(dev, levels, parse_times(times), temps, samples=samples, seed=seed)
     if json_out:
         keys = ("g_rel", "time_s", "temperature_K", "mean", "std")
-        print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+        print_json([{k: r[k] for k in keys} for r in rows])
     else:
         table = Table(
             title=f"{dev.name}: G(t, T) / G_target ({samples} devices per level, seed {seed})"
@@ -184,16 +203,12 @@ def roles_cmd(model: ModelArg, json_out: JsonOpt = False) -> None:
     lm = load_model(model)
     roles = model_roles(lm.model)
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "family": roles.family,
-                    "layers": [dataclasses.asdict(layer) for layer in roles.layers],
-                    "unclassified": roles.unclassified,
-                },
-                indent=2,
-                default=str,
-            )
+        print_json(
+            {
+                "family": roles.family,
+                "layers": [dataclasses.asdict(layer) for layer in roles.layers],
+                "unclassified": roles.unclassified,
+            }
         )
         return
     table = Table(title=f"{model}: roles (family {roles.family})")
@@ -237,17 +252,13 @@ def map_cmd(
     plan = resolve_plan(lm.model, load_mapping(mapping).with_device(device))
     totals = plan.totals()
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "mapping": plan.mapping.name,
-                    "family": plan.family,
-                    "layers": [p.as_dict() for p in plan.layers],
-                    "totals": totals,
-                },
-                indent=2,
-                default=str,
-            )
+        print_json(
+            {
+                "mapping": plan.mapping.name,
+                "family": plan.family,
+                "layers": [p.as_dict() for p in plan.layers],
+                "totals": totals,
+            }
         )
         return
     table = Table(title=f"{model} on {plan.mapping.name}")
@@ -337,16 +348,12 @@ def eval_cmd(
         )
         run.note(summary=summary, digital=base[0] if base else None)
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "digital": base[0] if base else None,
-                    "summary": summary,
-                    "run_dir": str(run.path),
-                },
-                indent=2,
-                default=str,
-            )
+        print_json(
+            {
+                "digital": base[0] if base else None,
+                "summary": summary,
+                "run_dir": str(run.path),
+            }
         )
         return
     table = Table(title=f"{model} on {m.name} ({device or 'mapping devices'}), {seeds} seeds")
@@ -476,19 +483,16 @@ def sweep_cmd(
             baseline=res["baseline"],
             crossings=cross,
             perturbed=res["targets"],
+            quality=q,
         )
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "baseline": res["baseline"],
-                    "summary": res["summary"],
-                    "crossings": cross,
-                    "run_dir": str(run.path),
-                },
-                indent=2,
-                default=str,
-            )
+        print_json(
+            {
+                "baseline": res["baseline"],
+                "summary": res["summary"],
+                "crossings": cross,
+                "run_dir": str(run.path),
+            }
         )
         return
     table = Table(
@@ -578,6 +582,17 @@ def compare_cmd(
 
     # `--mappings A B C`: click takes A for the option and leaves B C as extra arguments
     names = [n for item in [*mappings, *ctx.args] for n in item.split(",") if n.strip()]
+    from analogsim.errors import ConfigError
+    from analogsim.models import builtin_models
+
+    for n in names:
+        if n in builtin_models():
+            raise ConfigError(
+                f"'{n}' is a model, not a mapping: give MODEL before the options",
+                key="mappings",
+                value=n,
+                allowed=f"analogsim compare {n} --mappings A B C",
+            )
     maps = [load_mapping(n) for n in names]  # validate every file before any work
     tlist, temps = parse_times(times), parse_temperatures(temperature)
     v = parse_vary(vary) if vary else None
@@ -638,7 +653,7 @@ def compare_cmd(
             attention_macs_per_token=res["attention_macs_per_token"],
         )
     if json_out:
-        print(json.dumps(json_rows(res, v), indent=2, default=str))
+        print_json(json_rows(res, v))
         return
     table = Table(title=f"{model}: partitions ({metric}, {seeds} seeds)")
     for col in ("mapping", "vary", "time", "T (K)", f"{metric}", "std", "energy/token", "tiles"):
@@ -684,6 +699,26 @@ def demo_cmd(
     console.print(f"run directory: {path}")
 
 
+@app.command("plot")
+def plot_cmd(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by eval, compare, sweep or demo.")
+    ],
+) -> None:
+    """Redraw the plots of a run directory from its results.csv (e.g. after editing the CSV)."""
+    from analogsim.errors import ConfigError
+    from analogsim.report.redraw import redraw
+
+    if not (run_dir / "manifest.json").is_file() or not (run_dir / "results.csv").is_file():
+        raise ConfigError(
+            "not a run directory",
+            file=run_dir,
+            allowed="a folder with manifest.json and results.csv",
+        )
+    for path in redraw(run_dir):
+        console.print(f"plot: {path}")
+
+
 @app.command("bench")
 def bench_cmd(
     out: OutOpt = None,
@@ -701,6 +736,9 @@ def bench_cmd(
 from analogsim.cli.clock_cmds import register as _register_clock  # noqa: E402
 
 _register_clock(app)
+from analogsim.cli.train_cmds import register as _register_train  # noqa: E402
+
+_register_train(app)
 
 
 def main() -> None:

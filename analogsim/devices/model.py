@@ -241,8 +241,9 @@ class DeviceModel:
         Used to skip state updates whose effect is below a tolerance. For equivalent
         times ``t1 <= t2`` and read temperatures ``T1, T2``:
 
-        * drift: :math:`\nu_{max} |\ln((t_2+t_0)/(t_1+t_0))|` (exact bound for
-          :math:`g \le g_{max}`; ``nu_max = max_g (mu + 4 sigma)``);
+        * drift: :math:`1.2\,\max_g g(\mu + 4\sigma)(g)\; |\ln((t_2+t_0)/(t_1+t_0))|`
+          (the relative change of a device is at most ``nu dln t``; ``nu`` at four standard
+          deviations, 20 % headroom for programmed values above the target);
         * accumulated noise, one standard deviation of the change:
           :math:`\max_g(g\,Q_s(g))\sqrt{v(t_2) - v(t_1)}` (relative noise) or
           ``amplitude/g_max * sqrt(dv)`` (absolute);
@@ -256,8 +257,10 @@ class DeviceModel:
         grid = torch.logspace(-7, 0, 200, dtype=torch.float64)
         d = self.drift
         if d is not None and d.scale != 0.0 and hi > 0:
-            nu_max = float((d.nu_mean(grid) + 4 * d.nu_std(grid)).max()) * d.scale
-            bound += nu_max * math.log((hi + d.t0_s) / (lo + d.t0_s))
+            # |dG|/g_max <= (G/g_max) nu dln t; nu is drawn from the target level, so bound
+            # g nu by max_g g (mu + 4 sigma)(g), with 20 % headroom for programming overshoot
+            g_nu = float((grid * (d.nu_mean(grid) + 4 * d.nu_std(grid))).max()) * 1.2
+            bound += g_nu * d.scale * math.log((hi + d.t0_s) / (lo + d.t0_s))
         r = self.read_noise
         if r is not None and r.scale != 0.0:
             dv = max(0.0, r.v(hi) - r.v(lo))

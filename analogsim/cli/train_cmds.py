@@ -1,0 +1,414 @@
+"""``analogsim train`` and ``analogsim robustness``: noise-aware training and its test.
+
+Thin commands over :func:`analogsim.train.train` and
+:func:`analogsim.train.robustness.robustness`; registered on the main app by
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _range(text: str, parse, key: str) -> tuple[float, float]:
+    """``"A:B"`` or ``"A"`` (a single value) parsed with ``parse``."""
+    from analogsim.errors import ConfigError
+
+    parts = [p for p in text.split(":")]
+    if len(parts) == 1:
+        v = parse(parts[0], key=key)
+        return v, v
+    if len(parts) != 2:
+        raise ConfigError("a range is LOW:HIGH", key=key, value=text, allowed="e.g. 1s:1y")
+    lo, hi = parse(parts[0], key=key), parse(parts[1], key=key)
+    if hi < lo:
+        raise ConfigError("range upper end below lower end", key=key, value=text)
+    return lo, hi
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` and ``robustness`` commands to ``app``."""
+
+    @app.command("train")
+    def train_cmd(
+        model: Annotated[
+            str,
+            typer.Argument(
+                help="digits-mlp, tiny-gpt2, a Hugging Face causal LM folder, or a checkpoint."
+            ),
+        ],
+        mapping: Annotated[
+            str, typer.Option("--mapping", help="Chip partition the model is trained for.")
+        ] = "all_analog",
+        device: Annotated[
+            str | None,
+            typer.Option("--device", help="Device card for analog layers (overrides the mapping)."),
+        ] = None,
+        method: Annotated[
+            str, typer.Option("--method", help="plain, hwa (hardware-aware) or learned-noise.")
+        ] = "hwa",
+        epochs: Annotated[
+            int | None,
+            typer.Option("--epochs", min=1, help="Epochs (default 20 classifiers, 2 LMs)."),
+        ] = None,
+        steps: Annotated[
+            int | None, typer.Option("--steps", min=1, help="LM training steps (over --epochs).")
+        ] = None,
+        lr: Annotated[
+            float | None,
+            typer.Option("--lr", help="Weight learning rate (default 3e-4 classifiers, 1e-4 LMs)."),
+        ] = None,
+        batch_size: Annotated[
+            int | None, typer.Option("--batch-size", min=1, help="Samples (or windows) per step.")
+        ] = None,
+        block_size: Annotated[
+            int, typer.Option("--block-size", min=2, help="LM window length in tokens.")
+        ] = 128,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+        data: Annotated[
+            str | None,
+            typer.Option("--data", help="Classifier data: digits, or an image-folder path."),
+        ] = None,
+        image_size: Annotated[
+            int | None, typer.Option("--image-size", min=1, help="Resize image-folder images.")
+        ] = None,
+        text: Annotated[
+            Path | None, typer.Option("--text", help="A UTF-8 text file to fine-tune an LM on.")
+        ] = None,
+        from_scratch: Annotated[
+            bool,
+            typer.Option("--from-scratch", help="Re-initialise an MLP instead of fine-tuning."),
+        ] = False,
+        train_times: Annotated[
+            str,
+            typer.Option(
+                "--train-times", help="hwa: deployment times drawn log-uniformly, LOW:HIGH."
+            ),
+        ] = "1s:1y",
+        train_temperature: Annotated[
+            str,
+            typer.Option(
+                "--train-temperature", help="hwa: read temperatures drawn uniformly, LOW:HIGH."
+            ),
+        ] = "300K:360K",
+        engine: Annotated[
+            str,
+            typer.Option("--engine", help="hwa: surrogate (fast Gaussian) or device (exact)."),
+        ] = "surrogate",
+        resample_every: Annotated[
+            int | None,
+            typer.Option("--resample-every", min=1, help="hwa: new device draw every k steps (4)."),
+        ] = None,
+        clip_sigma: Annotated[
+            float | None,
+            typer.Option("--clip-sigma", help="hwa: clip weights at +-k std after each step."),
+        ] = None,
+        stuck_at_gmin: Annotated[
+            float | None, typer.Option("--stuck-at-gmin", help="hwa: stuck-at-g_min rate.")
+        ] = None,
+        stuck_at_gmax: Annotated[
+            float | None, typer.Option("--stuck-at-gmax", help="hwa: stuck-at-g_max rate.")
+        ] = None,
+        noise_lr: Annotated[
+            float, typer.Option("--noise-lr", help="learned-noise: log-variance learning rate.")
+        ] = 1e-4,
+        per_channel: Annotated[
+            bool, typer.Option("--per-channel", help="learned-noise: one variance per channel.")
+        ] = False,
+        noise_scale: Annotated[
+            str, typer.Option("--noise-scale", help="learned-noise: absolute or relative.")
+        ] = "absolute",
+        noise_reward: Annotated[
+            str,
+            typer.Option("--noise-reward", help="learned-noise: none, entropy or target."),
+        ] = "none",
+        reward_weight: Annotated[
+            float, typer.Option("--reward-weight", help="learned-noise: reward weight lambda.")
+        ] = 1e-2,
+        target_sigma: Annotated[
+            float, typer.Option("--target-sigma", help="learned-noise: target sigma.")
+        ] = 0.05,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Run directory (default runs/<timestamp>-train)."),
+        ] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        no_progress: Annotated[
+            bool, typer.Option("--no-progress", help="Hide the progress bar.")
+        ] = False,
+    ) -> None:
+        """Train a model for analog deployment: plain, hardware-aware (hwa) or learned noise.
+
+        Writes a run directory with the training log, plots and a safetensors checkpoint
+        (checkpoint/) that records the mapping and device cards it was trained for.
+        """
+        from analogsim.train import HWAConfig, LearnedNoiseConfig, train
+        from analogsim.train.hwa import HWAConfig as _H
+        from analogsim.units import parse_temperature, parse_time
+
+        t_lo, t_hi = _range(train_times, parse_time, "train-times")
+        k_lo, k_hi = _range(train_temperature, parse_temperature, "train-temperature")
+        clip = clip_sigma if clip_sigma is not None else _H().clip_sigma
+        hwa = HWAConfig(
+            t_min_s=t_lo,
+            t_max_s=t_hi,
+            temperature_min_K=k_lo,
+            temperature_max_K=k_hi,
+            engine=engine,
+            resample_every=resample_every or _H().resample_every,
+            clip_sigma=clip,
+            stuck_at_gmin_rate=stuck_at_gmin,
+            stuck_at_gmax_rate=stuck_at_gmax,
+        )
+        learned = LearnedNoiseConfig(
+            lr=noise_lr,
+            per_channel=per_channel,
+            scale=noise_scale,
+            reward=noise_reward,
+            reward_weight=reward_weight,
+            target_sigma=target_sigma,
+        )
+        from analogsim.train.loop import TrainConfig
+
+        cfg = TrainConfig(
+            method=method,
+            epochs=epochs,
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            block_size=block_size,
+            seed=seed,
+            from_scratch=from_scratch,
+            hwa=hwa,
+            learned=learned,
+        )
+        res = train(
+            model,
+            mapping,
+            device,
+            method,
+            out=out,
+            data=data,
+            text=text,
+            image_size=image_size,
+            config=cfg,
+            progress=not no_progress,
+        )
+        if json_out:
+            print(
+                json.dumps(
+                    {
+                        "method": method,
+                        "metrics": res.metrics,
+                        "checkpoint": str(res.checkpoint),
+                        "run_dir": str(res.run_dir),
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
+            return
+        table = Table(
+            title=f"{model}: {method} training for {mapping} ({device or 'mapping devices'})"
+        )
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in res.metrics.items():
+            table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        console.print(table)
+        console.print(f"checkpoint: {res.checkpoint}")
+        console.print(f"run directory: {res.run_dir}")
+
+    @app.command("robustness")
+    def robustness_cmd(
+        checkpoints: Annotated[
+            list[Path], typer.Argument(help="Checkpoint folders written by `analogsim train`.")
+        ],
+        mapping: Annotated[
+            str | None,
+            typer.Option("--mapping", help="Chip partition (default: the first checkpoint's)."),
+        ] = None,
+        device: Annotated[
+            str | None,
+            typer.Option("--device", help="Device card (default: the first checkpoint's)."),
+        ] = None,
+        times: Annotated[
+            str, typer.Option("--times", help="Deployment times since programming.")
+        ] = "1s,1h,1d,1y",
+        temperature: Annotated[
+            str, typer.Option("--temperature", help="Temperatures, e.g. 300K,85C.")
+        ] = "300K",
+        seeds: Annotated[
+            int, typer.Option("--seeds", min=1, help="Programmed chips (seeds 0..N-1) per point.")
+        ] = 5,
+        sigma: Annotated[
+            str | None,
+            typer.Option(
+                "--sigma", help="Statistical weight-noise sweep: start:stop:count or list."
+            ),
+        ] = None,
+        noise: Annotated[str, typer.Option("--noise", help="Sweep distribution.")] = "gaussian",
+        relative: Annotated[
+            bool, typer.Option("--relative", help="Sweep sigma relative to each layer's std.")
+        ] = False,
+        reference: Annotated[
+            str | None,
+            typer.Option("--reference", help="Method whose digital accuracy normalises A*."),
+        ] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Run directory (default runs/<timestamp>-robustness)."),
+        ] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+        no_progress: Annotated[
+            bool, typer.Option("--no-progress", help="Hide progress bars.")
+        ] = False,
+    ) -> None:
+        """Compare trained models on the chip: metric against deployment time, temperature
+        and statistical weight noise; several seeds, normalised accuracy A*, AUC, plots.
+
+        Noise is really on at inference (the converted chip in eval mode).
+        """
+        from analogsim.report.rundir import RunDir
+        from analogsim.train.checkpoint import read_sidecar
+        from analogsim.train.robustness import (
+            ROB_COLUMNS,
+            ROB_KEYS,
+            json_rows,
+            robustness,
+            write_plots,
+        )
+        from analogsim.units import parse_range, parse_temperatures, parse_times
+
+        tlist, temps = parse_times(times), parse_temperatures(temperature)
+        sigmas = parse_range(sigma, key="sigma") if sigma else None
+        metas = [read_sidecar(c) for c in checkpoints]  # fail early on a bad folder
+        config = {
+            "checkpoints": [str(c) for c in checkpoints],
+            "methods": [m.get("method") for m in metas],
+            "mapping": mapping,
+            "device": device,
+            "times_s": tlist,
+            "temperatures_K": temps,
+            "seeds": list(range(seeds)),
+            "sigmas": sigmas,
+            "noise": noise,
+            "relative": relative,
+            "reference": reference,
+        }
+        cards = metas[0].get("device_cards") or {}
+        with RunDir(out, "robustness", config, ROB_COLUMNS, ROB_KEYS, cards=cards) as run:
+            res = robustness(
+                [str(c) for c in checkpoints],
+                mapping,
+                device,
+                tlist,
+                temps,
+                seeds,
+                sigmas=sigmas,
+                noise=noise,
+                relative=relative,
+                reference=reference,
+                run=run,
+                progress=not no_progress,
+            )
+            write_plots(res, run.path)
+            run.note(summary=json_rows(res), reference=res["reference"], mapping=res["mapping"])
+        if json_out:
+            print(json.dumps(json_rows(res), indent=2, default=_json_default))
+            return
+        _print_table(res)
+        console.print(f"run directory: {run.path}")
+
+
+def _json_default(x: object) -> object:
+    return str(x)
+
+
+def _fmt(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.4g}"
+
+
+def _print_table(res: dict) -> None:
+    from analogsim.units import format_time
+
+    metric = res["metric"]
+    summ = res["summary"]
+    time_rows = [r for r in summ if r["time_s"] is not None and "sigma" not in r]
+    temps = sorted({r["temperature_K"] for r in time_rows})
+    times = sorted({r["time_s"] for r in time_rows})
+    for temp in temps:
+        table = Table(
+            title=f"{metric} on {res['mapping']} ({res['device'] or 'mapping devices'}) at {temp:g} K: mean +- std over seeds"
+        )
+        table.add_column("method")
+        table.add_column("digital", justify="right")
+        for t in times:
+            table.add_column(format_time(t), justify="right")
+        table.add_column("AUC", justify="right")
+        for meth in res["labels"]:
+            by = {
+                r["time_s"]: r
+                for r in time_rows
+                if r["method"] == meth and r["temperature_K"] == temp and r["metric"] == metric
+            }
+            ast = {
+                r["time_s"]: r
+                for r in time_rows
+                if r["method"] == meth and r["temperature_K"] == temp and r["metric"] == "a_star"
+            }
+            auc = next(
+                (
+                    r
+                    for r in summ
+                    if r["method"] == meth
+                    and r["metric"] == f"auc_{metric}"
+                    and r["temperature_K"] == temp
+                ),
+                None,
+            )
+            cells = []
+            for t in times:
+                r = by.get(t)
+                cell = "" if r is None else f"{_fmt(r['mean'])} +- {_fmt(r['std'])}"
+                if t in ast:
+                    cell += f" (A* {ast[t]['mean']:.1%})"
+                cells.append(cell)
+            table.add_row(
+                meth,
+                _fmt(res["digital"].get(meth, float("nan"))),
+                *cells,
+                "" if auc is None else _fmt(auc["mean"]),
+            )
+        console.print(table)
+    sig_rows = [r for r in summ if r.get("sigma") is not None]
+    if sig_rows:
+        sigmas = sorted({r["sigma"] for r in sig_rows})
+        table = Table(title=f"{metric} under statistical weight noise (mean +- std over seeds)")
+        table.add_column("method")
+        for s in sigmas:
+            table.add_column(f"sigma {s:g}", justify="right")
+        for meth in res["labels"]:
+            by = {r["sigma"]: r for r in sig_rows if r["method"] == meth}
+            table.add_row(
+                meth,
+                *[
+                    "" if s not in by else f"{_fmt(by[s]['mean'])} +- {_fmt(by[s]['std'])}"
+                    for s in sigmas
+                ],
+            )
+        console.print(table)
+    if res["reference"]:
+        console.print(f"A* = accuracy / digital accuracy of '{res['reference']}'")
+
+
+__all__ = ["register"]
