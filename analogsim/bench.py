@@ -199,6 +199,65 @@ def convert_program_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str,
     return rows
 
 
+_PEAK_SCRIPT = """
+import resource, sys, torch
+from transformers import GPT2Config, GPT2LMHeadModel
+torch.manual_seed(0)
+n_layer, n_embd, analog = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "analog"
+model = GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=max(1, n_embd // 64))).eval()
+ids = torch.randint(0, 50257, (1, 64))
+with torch.no_grad():
+    if analog:
+        from analogsim.mapping.convert import convert
+        model = convert(model, "all_analog", inplace=True).program(0)
+    model(ids)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any]]:
+    """Peak resident memory of a process running the digital vs the converted model.
+
+    Each runs in a fresh subprocess (so peaks do not mix): build a random GPT-2, convert it
+    in place (all_analog) and program it, one forward of 64 tokens; ``ru_maxrss``.
+    """
+    import subprocess
+    import sys
+
+    peaks = {}
+    for kind in ("digital", "analog"):
+        res = subprocess.run(
+            [sys.executable, "-c", _PEAK_SCRIPT, str(n_layer), str(n_embd), kind],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        if res.returncode != 0:
+            return [
+                {
+                    "case": "peak memory",
+                    "regime": "memory",
+                    "engine": "analogsim-peak-rss",
+                    "median_ms": float("nan"),
+                    "digital_ms": float("nan"),
+                    "ratio": float("nan"),
+                    "note": f"subprocess failed: {res.stderr.strip().splitlines()[-1:]}",
+                }
+            ]
+        peaks[kind] = int(res.stdout.strip().splitlines()[-1]) * 1024  # KiB on Linux
+    return [
+        {
+            "case": f"GPT-2 {n_layer}x{n_embd} random init, all_analog in place",
+            "regime": "memory",
+            "engine": "analogsim-peak-rss",
+            "median_ms": float("nan"),
+            "digital_ms": float("nan"),
+            "ratio": peaks["analog"] / peaks["digital"],
+            "note": f"peak RSS {peaks['analog'] / 2**20:.0f} MiB converted vs {peaks['digital'] / 2**20:.0f} MiB digital (process incl. Python/torch)",
+        }
+    ]
+
+
 def _mapping_for(regime: str, device: str = "pcm"):
     from analogsim.mapping.rules import mapping_from_dict
 
@@ -386,6 +445,7 @@ def run_benchmarks(
             if console is not None:
                 _print(rows, console)
         rows = convert_program_rows(2, 128) if quick else convert_program_rows()
+        rows += peak_memory_rows(2, 128) if quick else peak_memory_rows()
         run.write(rows)
         if console is not None:
             _print(rows, console)

@@ -7,7 +7,6 @@ Thin commands over :func:`analogsim.clock.generate.run_generate` and
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -219,18 +218,14 @@ def register(app: typer.Typer) -> None:
             print_text=show,
         )
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "run_dir": str(res["run_dir"]),
-                        "text": res["text"],
-                        "metrics": res["metrics"],
-                        "clock": res["clock"],
-                        "cliff_token": res["cliff"]["alarm_index"],
-                    },
-                    indent=2,
-                    default=str,
-                )
+            _print_json(
+                {
+                    "run_dir": str(res["run_dir"]),
+                    "text": res["text"],
+                    "metrics": res["metrics"],
+                    "clock": res["clock"],
+                    "cliff_token": res["cliff"]["alarm_index"],
+                }
             )
             return
         if show:
@@ -340,16 +335,12 @@ def register(app: typer.Typer) -> None:
             out=out,
         )
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "run_dir": str(res["run_dir"]),
-                        "metrics": res["metrics"],
-                        "clock": res["clock"],
-                    },
-                    indent=2,
-                    default=str,
-                )
+            _print_json(
+                {
+                    "run_dir": str(res["run_dir"]),
+                    "metrics": res["metrics"],
+                    "clock": res["clock"],
+                }
             )
             return
         table = Table(title=f"{model}: accuracy over deployment time")
@@ -359,3 +350,9 @@ def register(app: typer.Typer) -> None:
             table.add_row(k, _fmt(v))
         console.print(table)
         console.print(f"run directory: {res['run_dir']}")
+
+
+def _print_json(obj: object) -> None:
+    from analogsim.cli import print_json
+
+    print_json(obj)

@@ -7,7 +7,6 @@ Thin commands over :func:`analogsim.train.train` and
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
@@ -84,6 +83,12 @@ def register(app: typer.Typer) -> None:
         text: Annotated[
             Path | None, typer.Option("--text", help="A UTF-8 text file to fine-tune an LM on.")
         ] = None,
+        dropout: Annotated[
+            float | None,
+            typer.Option(
+                "--dropout", help="Dropout probability during training (default: the model's)."
+            ),
+        ] = None,
         from_scratch: Annotated[
             bool,
             typer.Option("--from-scratch", help="Re-initialise an MLP instead of fine-tuning."),
@@ -112,6 +117,16 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--clip-sigma", help="hwa: clip weights at +-k std after each step."),
         ] = None,
+        train_noise_scale: Annotated[
+            float,
+            typer.Option(
+                "--train-noise-scale", help="hwa: multiply the device perturbation in training."
+            ),
+        ] = 1.0,
+        fresh_noise: Annotated[
+            bool,
+            typer.Option("--fresh-noise", help="hwa: fresh normals for every sample (slower)."),
+        ] = False,
         stuck_at_gmin: Annotated[
             float | None, typer.Option("--stuck-at-gmin", help="hwa: stuck-at-g_min rate.")
         ] = None,
@@ -133,7 +148,7 @@ def register(app: typer.Typer) -> None:
         ] = "none",
         reward_weight: Annotated[
             float, typer.Option("--reward-weight", help="learned-noise: reward weight lambda.")
-        ] = 1e-2,
+        ] = 0.1,
         target_sigma: Annotated[
             float, typer.Option("--target-sigma", help="learned-noise: target sigma.")
         ] = 0.05,
@@ -168,6 +183,8 @@ def register(app: typer.Typer) -> None:
             clip_sigma=clip,
             stuck_at_gmin_rate=stuck_at_gmin,
             stuck_at_gmax_rate=stuck_at_gmax,
+            noise_scale=train_noise_scale,
+            fresh_noise=fresh_noise,
         )
         learned = LearnedNoiseConfig(
             lr=noise_lr,
@@ -188,6 +205,7 @@ def register(app: typer.Typer) -> None:
             block_size=block_size,
             seed=seed,
             from_scratch=from_scratch,
+            dropout=dropout,
             hwa=hwa,
             learned=learned,
         )
@@ -204,17 +222,13 @@ def register(app: typer.Typer) -> None:
             progress=not no_progress,
         )
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "method": method,
-                        "metrics": res.metrics,
-                        "checkpoint": str(res.checkpoint),
-                        "run_dir": str(res.run_dir),
-                    },
-                    indent=2,
-                    default=str,
-                )
+            _print_json(
+                {
+                    "method": method,
+                    "metrics": res.metrics,
+                    "checkpoint": str(res.checkpoint),
+                    "run_dir": str(res.run_dir),
+                }
             )
             return
         table = Table(
@@ -324,7 +338,7 @@ def register(app: typer.Typer) -> None:
             write_plots(res, run.path)
             run.note(summary=json_rows(res), reference=res["reference"], mapping=res["mapping"])
         if json_out:
-            print(json.dumps(json_rows(res), indent=2, default=_json_default))
+            _print_json(json_rows(res))
             return
         _print_table(res)
         console.print(f"run directory: {run.path}")
@@ -334,8 +348,8 @@ def _json_default(x: object) -> object:
     return str(x)
 
 
-def _fmt(v: float) -> str:
-    return "inf" if math.isinf(v) else f"{v:.4g}"
+def _fmt(v: float, digits: int = 4) -> str:
+    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
 
 
 def _print_table(res: dict) -> None:
@@ -346,69 +360,95 @@ def _print_table(res: dict) -> None:
     time_rows = [r for r in summ if r["time_s"] is not None and "sigma" not in r]
     temps = sorted({r["temperature_K"] for r in time_rows})
     times = sorted({r["time_s"] for r in time_rows})
+    where = f"{res['mapping']} ({res['device'] or 'mapping devices'})"
     for temp in temps:
-        table = Table(
-            title=f"{metric} on {res['mapping']} ({res['device'] or 'mapping devices'}) at {temp:g} K: mean +- std over seeds"
-        )
-        table.add_column("method")
-        table.add_column("digital", justify="right")
-        for t in times:
-            table.add_column(format_time(t), justify="right")
-        table.add_column("AUC", justify="right")
-        for meth in res["labels"]:
-            by = {
-                r["time_s"]: r
-                for r in time_rows
-                if r["method"] == meth and r["temperature_K"] == temp and r["metric"] == metric
-            }
-            ast = {
-                r["time_s"]: r
-                for r in time_rows
-                if r["method"] == meth and r["temperature_K"] == temp and r["metric"] == "a_star"
-            }
-            auc = next(
-                (
-                    r
-                    for r in summ
-                    if r["method"] == meth
-                    and r["metric"] == f"auc_{metric}"
-                    and r["temperature_K"] == temp
-                ),
-                None,
-            )
-            cells = []
+        diff = next((r["metric"] for r in time_rows if r["metric"].startswith("diff_")), None)
+        for what in (metric, "a_star", diff):
+            if what is None:
+                continue
+            sel = [r for r in time_rows if r["temperature_K"] == temp and r["metric"] == what]
+            if not sel:
+                continue
+            label = {"a_star": "A* (normalised accuracy)"}.get(what, what)
+            if what == diff:
+                label = f"{what} (paired per chip seed)"
+            spread = "mean±SE" if what == diff else "mean±std over seeds"
+            table = Table(title=f"{label} on {where} at {temp:g} K: {spread}")
+            table.add_column("method", overflow="fold")
+            if what == metric:
+                table.add_column("digital", justify="right")
             for t in times:
-                r = by.get(t)
-                cell = "" if r is None else f"{_fmt(r['mean'])} +- {_fmt(r['std'])}"
-                if t in ast:
-                    cell += f" (A* {ast[t]['mean']:.1%})"
-                cells.append(cell)
-            table.add_row(
-                meth,
-                _fmt(res["digital"].get(meth, float("nan"))),
-                *cells,
-                "" if auc is None else _fmt(auc["mean"]),
-            )
-        console.print(table)
+                table.add_column(format_time(t), justify="right", overflow="fold")
+            if what == metric:
+                table.add_column("AUC", justify="right")
+            for meth in res["labels"]:
+                by = {r["time_s"]: r for r in sel if r["method"] == meth}
+                if what == diff:
+                    if not by:
+                        continue
+                    cells = [
+                        ""
+                        if t not in by
+                        else f"{by[t]['mean']:+.2g}±{by[t]['std'] / math.sqrt(by[t]['n']):.2g}"
+                        for t in times
+                    ]
+                    table.add_row(meth, *cells)
+                    continue
+                if what == "a_star":
+                    cells = [
+                        "" if t not in by else f"{by[t]['mean']:.1%}±{by[t]['std']:.1%}"
+                        for t in times
+                    ]
+                    table.add_row(meth, *cells)
+                    continue
+                auc = next(
+                    (
+                        r
+                        for r in summ
+                        if r["method"] == meth
+                        and r["metric"] == f"auc_{metric}"
+                        and r["temperature_K"] == temp
+                    ),
+                    None,
+                )
+                cells = [
+                    "" if t not in by else f"{_fmt(by[t]['mean'])}±{_fmt(by[t]['std'], 2)}"
+                    for t in times
+                ]
+                table.add_row(
+                    meth,
+                    _fmt(res["digital"].get(meth, float("nan"))),
+                    *cells,
+                    "" if auc is None else _fmt(auc["mean"]),
+                )
+            console.print(table)
     sig_rows = [r for r in summ if r.get("sigma") is not None]
     if sig_rows:
         sigmas = sorted({r["sigma"] for r in sig_rows})
-        table = Table(title=f"{metric} under statistical weight noise (mean +- std over seeds)")
-        table.add_column("method")
-        for s in sigmas:
-            table.add_column(f"sigma {s:g}", justify="right")
+        table = Table(title=f"{metric} under statistical weight noise: mean±std over seeds")
+        table.add_column("method", overflow="fold")
+        for sg in sigmas:
+            table.add_column(f"sigma {sg:g}", justify="right", overflow="fold")
         for meth in res["labels"]:
             by = {r["sigma"]: r for r in sig_rows if r["method"] == meth}
             table.add_row(
                 meth,
                 *[
-                    "" if s not in by else f"{_fmt(by[s]['mean'])} +- {_fmt(by[s]['std'])}"
-                    for s in sigmas
+                    "" if sg not in by else f"{_fmt(by[sg]['mean'])}±{_fmt(by[sg]['std'], 2)}"
+                    for sg in sigmas
                 ],
             )
         console.print(table)
-    if res["reference"]:
-        console.print(f"A* = accuracy / digital accuracy of '{res['reference']}'")
+    if res["reference"] and any(r["metric"] == "a_star" for r in summ):
+        console.print(
+            f"A* = accuracy / digital accuracy of '{res['reference']}'; AUC = mean over log10(time)"
+        )
 
 
 __all__ = ["register"]
+
+
+def _print_json(obj: object) -> None:
+    from analogsim.cli import print_json
+
+    print_json(obj)

@@ -117,7 +117,8 @@ class AnalogEmbedding(nn.Module):
         )
 
 
-def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
+def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+    """Replace the module at dotted path ``name`` under ``root`` by ``new``."""
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
@@ -276,10 +277,20 @@ class AnalogModel(nn.Module):
 
     # ------------------------------------------------------------------ restore / report
     def restore(self) -> nn.Module:
-        """Put the original modules back (weights bit for bit) and return the digital model."""
+        """Put the original modules back (weights bit for bit) and return the digital model.
+
+        Every wrapper analogsim puts in place keeps the original as its ``digital`` child
+        (analog layers, quantized digital layers, training wrappers); the outermost
+        wrapper on each path is replaced by it.
+        """
+        done: list[str] = []
         for name, mod in list(self.model.named_modules()):
-            if isinstance(mod, AnalogLayer | AnalogEmbedding | DigitalQuantized):
-                _set_module(self.model, name, mod.digital)
+            if not name or any(name == d or name.startswith(d + ".") for d in done):
+                continue
+            original = mod._modules.get("digital")
+            if isinstance(original, nn.Module):
+                set_submodule(self.model, name, original)
+                done.append(name)
         self._restored = True
         return self.model
 
@@ -335,7 +346,7 @@ def convert(
             new = DigitalQuantized(mod, lp.quantizer, lp.name)
         else:
             continue
-        _set_module(target, lp.name, new)
+        set_submodule(target, lp.name, new)
     am = AnalogModel(target, plan)
     if seed is not None:
         am.program(seed)

@@ -1,0 +1,101 @@
+"""Fixtures for the training tests: tiny models, fast hwa settings, a tiny GPT-2 folder.
+
+Nothing is downloaded and nothing needs the cached built-in models except the digits
+MLP (trained in seconds on first use). Statistical tolerances are Z = 5 standard errors
+of the samples drawn (tests/devices/_stats.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from analogsim.train.hwa import HWAConfig
+
+# small surrogate tables and a coarse time grid keep table building in milliseconds
+FAST_HWA = dict(levels=17, table_samples=256, times_per_decade=1)
+
+
+def fast_hwa(**kw) -> HWAConfig:
+    return HWAConfig(**{**FAST_HWA, **kw})
+
+
+def mlp(sizes: tuple[int, ...] = (12, 24, 5), seed: int = 0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def tiny_gpt2(seed: int = 0, vocab: int = 300):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=True,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-initialised GPT-2 with a 300-entry byte-level BPE, saved HF-style."""
+    from analogsim.models.tiny_gpt2 import train_tokenizer
+    from analogsim.progress import quiet_transformers
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2-hf")
+    text = "The quick brown fox jumps over the lazy dog.\n" * 50
+    tok = train_tokenizer(text, 300, model_max_length=64)
+    model = tiny_gpt2(vocab=len(tok))
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("text") / "corpus.txt"
+    lines = [f"line {i}: the analog chip drifts a little every hour." for i in range(200)]
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+@pytest.fixture(scope="session")
+def digits_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One-epoch runs of each method on digits-mlp (seconds): ``{method: TrainResult}``."""
+    from analogsim.train import train
+
+    root = tmp_path_factory.mktemp("digits-runs")
+    out = {}
+    for meth in ("plain", "hwa", "learned-noise"):
+        out[meth] = train(
+            "digits-mlp",
+            "all_analog",
+            "pcm",
+            meth,
+            epochs=1,
+            out=root / meth,
+            hwa=fast_hwa(),
+            progress=False,
+        )
+    return out
