@@ -344,10 +344,6 @@ def register(app: typer.Typer) -> None:
         console.print(f"run directory: {run.path}")
 
 
-def _json_default(x: object) -> object:
-    return str(x)
-
-
 def _fmt(v: float, digits: int = 4) -> str:
     return "inf" if math.isinf(v) else f"{v:.{digits}g}"
 
