@@ -264,6 +264,7 @@ def _mapping_for(regime: str, device: str = "pcm"):
     return mapping_from_dict(
         {
             "name": f"bench-{regime}",
+            "tied_weights": "independent",
             "default": {
                 "placement": "analog",
                 "device": device,
@@ -345,13 +346,10 @@ def run_case(
     with torch.no_grad():
         for regime in regimes:
             am = convert(case.model, _mapping_for(regime)).program(0).at(3600.0)
-            fns = {
-                "digital": lambda: case.model(*case.inputs),
-                "analogsim": lambda am=am: am(*case.inputs),
-            }
+            fns = {"digital": lambda: case(case.model), "analogsim": lambda am=am: case(am)}
             ak = aihwkit_model(case.model, regime) if with_aihwkit else None
             if ak is not None:
-                fns["aihwkit"] = lambda ak=ak: ak(*case.inputs)
+                fns["aihwkit"] = lambda ak=ak: case(ak)
             med = interleaved(fns, rounds=rounds)
             for engine in fns:
                 if engine == "digital":
@@ -438,38 +436,45 @@ def run_benchmarks(
         cases += [tiny_gpt2_case, minilm_case]
     config = {"quick": quick, "threads": torch.get_num_threads()}
     with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
+        done_cases = {r["case"] for r in run.rows}
         for make in cases:
             case = make()
+            if case.name in done_cases:  # resumed run: this case is already measured
+                continue
             rows = run_case(case, rounds=3 if quick else 7)
             run.write(rows)
             if console is not None:
                 _print(rows, console)
-        rows = convert_program_rows(2, 128) if quick else convert_program_rows()
-        rows += peak_memory_rows(2, 128) if quick else peak_memory_rows()
-        run.write(rows)
-        if console is not None:
-            _print(rows, console)
-        for extra in _extra_benches(quick):
+        if not any(r["regime"] == "program" for r in run.rows):
+            rows = convert_program_rows(2, 128) if quick else convert_program_rows()
+            rows += peak_memory_rows(2, 128) if quick else peak_memory_rows()
+            run.write(rows)
+            if console is not None:
+                _print(rows, console)
+        for extra in _extra_benches(quick, {(r["regime"], r["engine"]) for r in run.rows}):
             run.write(extra)
             if console is not None:
                 _print(extra, console)
     return run.path
 
 
-def _extra_benches(quick: bool) -> list[list[dict[str, Any]]]:
-    """Generation-with-clock and training-step benchmarks, when those modules are present."""
+def _extra_benches(
+    quick: bool, done: set[tuple[str, str]] | None = None
+) -> list[list[dict[str, Any]]]:
+    """Generation-with-clock and training-step benchmarks (skipped when ``done`` has them)."""
+    done = done or set()
     out = []
     try:
         from analogsim.clock.bench import run_generation_bench
     except ImportError:
         run_generation_bench = None
-    if run_generation_bench is not None:
+    if run_generation_bench is not None and not any(e == "clock" for _, e in done):
         out.append(run_generation_bench(quick=quick))
     try:
         from analogsim.train.bench import bench_training_step
     except ImportError:
         bench_training_step = None
-    if bench_training_step is not None:
+    if bench_training_step is not None and not any(r == "train-step" for r, _ in done):
         out.append(bench_training_step(quick=quick))
     return out
 
