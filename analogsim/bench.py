@@ -261,8 +261,9 @@ def peak_memory_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any
             "note": (
                 f"extra peak RSS / digital weight bytes; peak {peaks['analog'] / 2**20:.0f} MiB "
                 f"converted vs {peaks['digital'] / 2**20:.0f} MiB digital, weights "
-                f"{weight_bytes / 2**20:.0f} MiB (in place: the digital weights are kept for "
-                "restore(), plus effective weights and programming transients)"
+                f"{weight_bytes / 2**20:.0f} MiB (effective weights of every analog array incl. "
+                "the independently mapped tied head, bfloat16 |W| for read noise, and "
+                "programming/forward transients)"
             ),
         }
     ]
