@@ -373,7 +373,7 @@ def run_case(
                         "median_ms": med[engine] * 1e3,
                         "digital_ms": med["digital"] * 1e3,
                         "ratio": med[engine] / med["digital"],
-                        "note": "",
+                        "note": case.note if engine == "aihwkit" else "",
                     }
                 )
             if with_aihwkit and ak is None:
