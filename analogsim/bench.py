@@ -351,6 +351,7 @@ def run_case(
 ) -> list[dict[str, Any]]:
     """Time digital vs analogsim (and aihwkit) for each regime; memory ratios."""
     from analogsim.mapping.convert import convert
+    from analogsim.tiles.layer import free_shared_workspace, shared_workspace_bytes
 
     rows: list[dict[str, Any]] = []
     digital_bytes = tensor_bytes(case.model)
@@ -361,6 +362,7 @@ def run_case(
             ak = aihwkit_model(case.model, regime) if with_aihwkit else None
             if ak is not None:
                 fns["aihwkit"] = lambda ak=ak: case(ak)
+            free_shared_workspace()  # measure this case's scratch buffers, not an earlier one's
             med = interleaved(fns, rounds=rounds)
             for engine in fns:
                 if engine == "digital":
@@ -416,9 +418,8 @@ def run_case(
                         }
                     )
             if regime != "state":
-                ws = sum(
-                    getattr(layer, "workspace_bytes", lambda: 0)()
-                    for _, layer in am.analog_layers()
+                ws = shared_workspace_bytes() + sum(
+                    layer.workspace_bytes() for _, layer in am.analog_layers()
                 )
                 rows.append(
                     {
@@ -428,7 +429,7 @@ def run_case(
                         "median_ms": float("nan"),
                         "digital_ms": float("nan"),
                         "ratio": ws / am.weight_bytes(),
-                        "note": f"reused forward buffers {ws / 2**20:.1f} MiB (scale with batch, not state)",
+                        "note": f"forward scratch shared by all layers + bfloat16 |w| per layer {ws / 2**20:.1f} MiB (scratch scales with batch x widest layer)",
                     }
                 )
             del am

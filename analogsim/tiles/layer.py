@@ -23,12 +23,13 @@ Forward
   Gaussians), ADC (round to the grid ``adc_bound/(2^(b-1)-1)``, clip at ``adc_bound``),
   digital sum over tiles, then the digital output scale (weight scale x compensation).
   The noise for all tiles is drawn into one buffer by two threads; the MVM is fused with
-  the noise (``addmm_``); everything else is in place on reused buffers.
+  the noise (``addmm_``); everything else is in place on scratch buffers shared by all layers of a thread.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import torch
@@ -46,6 +47,46 @@ except Exception:  # pragma: no cover - exercised only without transformers
     _HFConv1D = None
 
 KINDS = ("linear", "conv1d", "conv2d")
+
+
+class _Workspace(threading.local):
+    """Forward scratch buffers shared by every analog layer of one thread.
+
+    Layers run one after another and :meth:`AnalogLayer.mvm` returns a fresh tensor, so
+    the DAC codes, partial sums and squared inputs of one call are dead when the next
+    layer starts: one set of buffers (grown to the largest layer and batch seen) serves
+    the whole model instead of one set per layer. Thread-local, so models run from
+    several threads never share a buffer.
+    """
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, Tensor] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        n = math.prod(shape)
+        buf = self.bufs.get(key)
+        if buf is None or buf.numel() < n or buf.device != like.device or buf.dtype != like.dtype:
+            del buf  # let the old buffer go before the new one is allocated
+            self.bufs.pop(key, None)
+            buf = torch.empty(n, device=like.device, dtype=like.dtype)
+            self.bufs[key] = buf
+        return buf[:n].view(shape)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.bufs.values())
+
+
+_WORKSPACE = _Workspace()
+
+
+def shared_workspace_bytes() -> int:
+    """Bytes of forward scratch buffers held for the calling thread (shared by all layers)."""
+    return _WORKSPACE.nbytes()
+
+
+def free_shared_workspace() -> None:
+    """Drop the calling thread's forward scratch buffers (rebuilt on the next forward)."""
+    _WORKSPACE.bufs.clear()
 
 
 def module_kind(module: nn.Module) -> str | None:
@@ -111,7 +152,6 @@ class AnalogLayer(nn.Module):
         self.register_buffer("_ref_readout", None, persistent=False)
         self.register_buffer("_w_scale", None, persistent=False)
         self._noise = NoiseStream(0)
-        self._ws: dict[str, Tensor] = {}
         self._w_abs: Tensor | None = None
         self._w_abs_src: Tensor | None = None
         self.time_cache = False
@@ -145,15 +185,18 @@ class AnalogLayer(nn.Module):
         return total
 
     def workspace_bytes(self) -> int:
-        """Bytes of reusable forward buffers currently held (freed by :meth:`free_workspace`)."""
-        total = sum(t.numel() * t.element_size() for t in self._ws.values())
-        if self._w_abs is not None:
-            total += self._w_abs.numel() * self._w_abs.element_size()
-        return total
+        """Bytes of forward caches this layer holds (the bfloat16 ``|w|`` for read noise).
+
+        The scratch buffers of the forward are shared by all layers of a thread: see
+        :func:`shared_workspace_bytes`.
+        """
+        if self._w_abs is None:
+            return 0
+        return self._w_abs.numel() * self._w_abs.element_size()
 
     def free_workspace(self) -> None:
-        """Drop the reusable forward buffers and the cached |w| (they are rebuilt on demand)."""
-        self._ws.clear()
+        """Drop the cached ``|w|`` and the thread's shared scratch buffers (rebuilt on demand)."""
+        free_shared_workspace()
         self._w_abs = None
         self._w_abs_src = None
 
@@ -315,12 +358,7 @@ class AnalogLayer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _buf(self, key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        n = math.prod(shape)
-        buf = self._ws.get(key)
-        if buf is None or buf.numel() < n or buf.device != like.device or buf.dtype != like.dtype:
-            buf = torch.empty(n, device=like.device, dtype=like.dtype)
-            self._ws[key] = buf
-        return buf[:n].view(shape)
+        return _WORKSPACE.get(key, shape, like)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.hwa is not None and self.training and torch.is_grad_enabled():
@@ -394,7 +432,8 @@ class AnalogLayer(nn.Module):
 
         Returns a fresh ``(M, N)`` tensor in weight units: the ADC codes summed over tiles
         times the ADC step and the input scale, times ``out_scale`` (per output) if given.
-        Buffers are reused between calls (see :meth:`workspace_bytes`).
+        Scratch buffers are shared by all layers of the thread (see
+        :func:`shared_workspace_bytes`).
         """
         cfg = self.tile
         m, k = x2.shape

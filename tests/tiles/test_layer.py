@@ -401,3 +401,37 @@ def test_conv2d_padding_modes(tile, mode, padding):
     m = conv2d(in_channels=2, out_channels=3, kernel_size=3, padding=padding, padding_mode=mode)
     x = torch.randn(2, 2, 6, 7, generator=_seeded(15))
     torch.testing.assert_close(analog(m, tile)(x), m(x), rtol=1e-5, atol=1e-6)
+
+
+def test_layers_share_one_thread_workspace_and_outputs_stay_independent():
+    """Scratch buffers are shared by all layers (grown to the largest), and a later layer's
+    forward never touches an earlier layer's output."""
+    import threading
+
+    from analogsim.tiles.layer import free_shared_workspace, shared_workspace_bytes
+
+    tile = TileConfig(rows=16, cols=16, dac_bits=8, adc_bits=8, out_noise=0.04, read_noise=0.02)
+    small = analog(linear(32, 8, seed=1), tile, seed=1)
+    big = analog(linear(64, 48, seed=2), tile, seed=2)
+    x_small, x_big = (
+        torch.randn(5, 32, generator=_seeded(3)),
+        torch.randn(7, 64, generator=_seeded(4)),
+    )
+    free_shared_workspace()
+    with torch.no_grad():
+        y_big = big(x_big)
+        after_big = shared_workspace_bytes()
+        y_small = small(x_small)
+        y_small_copy = y_small.clone()
+        big(x_big)  # reuses the same scratch; must not write into y_small
+    assert shared_workspace_bytes() == after_big  # no second set of buffers for `small`
+    assert torch.equal(y_small, y_small_copy)
+    assert y_big.data_ptr() != y_small.data_ptr()
+    # another thread gets its own buffers
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(shared_workspace_bytes()))
+    worker.start()
+    worker.join()
+    assert seen == [0]
+    free_shared_workspace()
+    assert shared_workspace_bytes() == 0
