@@ -529,7 +529,8 @@ def analog_mvm(
     lv = plan.dac_levels or 1.0
     if plan.dac_static is None:
         # alpha / L_in per row: codes = round(x / (alpha / L_in)), alpha = max|x|
-        alpha = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(lv)  # (M, 1)
+        alpha = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_())
+        alpha.clamp_(min=1e-30).div_(lv)  # (M, 1); no |x| temporary
         xs = torch.div(x, alpha)
     else:
         alpha = torch.full((m, 1), plan.dac_static / lv, dtype=x.dtype, device=x.device)
