@@ -138,6 +138,14 @@ def register(app: typer.Typer) -> None:
                 help="Recalibrate drift compensation every so much deployment time (e.g. 24h).",
             ),
         ] = None,
+        time_cache: Annotated[
+            bool,
+            typer.Option(
+                "--time-cache/--no-time-cache",
+                help="Cache per-device draws while the clock runs: fast state updates, 10-16x the "
+                "analog weight bytes of memory. Same numbers either way.",
+            ),
+        ] = True,
         fault_rate: Annotated[
             str | None,
             typer.Option(
@@ -208,6 +216,7 @@ def register(app: typer.Typer) -> None:
             top_p=top_p,
             tolerance=tolerance,
             recalibrate_every=recalibrate_every,
+            time_cache=time_cache,
             noise=noise,
             schedule=schedule,
             relative=relative,
@@ -287,6 +296,13 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--recalibrate-every", help="Drift-compensation recalibration period."),
         ] = None,
+        time_cache: Annotated[
+            bool,
+            typer.Option(
+                "--time-cache/--no-time-cache",
+                help="Cache per-device draws while the clock runs (fast updates, more memory).",
+            ),
+        ] = True,
         fault_rate: Annotated[
             str | None,
             typer.Option("--fault-rate", help="Fault onset hazards: gmin=1e-9,gmax=1e-10."),
@@ -329,6 +345,7 @@ def register(app: typer.Typer) -> None:
             window=window,
             tolerance=tolerance,
             recalibrate_every=recalibrate_every,
+            time_cache=time_cache,
             noise=noise,
             schedule=schedule,
             relative=relative,

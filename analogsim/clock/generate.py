@@ -508,6 +508,7 @@ def run_generate(
     top_p: float | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     recalibrate_every: float | str | None = None,
+    time_cache: bool = True,
     noise: str | None = None,
     schedule: str | Schedule | None = None,
     relative: bool = False,
@@ -543,6 +544,10 @@ def run_generate(
         sample, softmax_temperature, top_k, top_p: sampling (default greedy).
         tolerance: skip tolerance, fraction of g_max (:data:`DEFAULT_TOLERANCE`).
         recalibrate_every: drift-compensation recalibration period (None: every update).
+        time_cache: keep the layers' per-device draws of the current noise interval while
+            the clock runs (updates become a few elementwise passes; 10 to 16x the analog
+            weight bytes of extra memory). Off: every update regenerates from the seeds.
+            The numbers are identical either way.
         noise, schedule, relative, noise_roles, include_embeddings: statistical weight noise
             on a sigma schedule (``noise="gaussian", schedule="linear:0:0.02"``).
         stop_at_eos: stop at the EOS token.
@@ -680,6 +685,7 @@ def run_generate(
                 profile,
                 tolerance=tolerance,
                 recalibrate_every_s=recal,
+                time_cache=time_cache,
                 noise=wn,
             )
             result = generate_with_clock(

@@ -76,6 +76,7 @@ def run_stream(
     window: int = 50,
     tolerance: float = DEFAULT_TOLERANCE,
     recalibrate_every: float | str | None = None,
+    time_cache: bool = True,
     noise: str | None = None,
     schedule: str | Schedule | None = None,
     relative: bool = False,
@@ -91,7 +92,8 @@ def run_stream(
         input_time: simulated time per input, s or ``"1h"`` (> 0).
         start_age: deployment age at the first input.
         temperature: temperature profile over deployment time.
-        mapping, device, fault_rate, device_overrides, tolerance, recalibrate_every: as
+        mapping, device, fault_rate, device_overrides, tolerance, recalibrate_every,
+        time_cache: as
             for :func:`analogsim.clock.generate.run_generate`.
         seed: programs the chip (and the shuffle and noise draws).
         inputs: stream length (default: the test set once).
@@ -233,6 +235,7 @@ def run_stream(
                 profile,
                 tolerance=tolerance,
                 recalibrate_every_s=recal,
+                time_cache=time_cache,
                 noise=wn,
             )
             target = am.model if am is not net else net

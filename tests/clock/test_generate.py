@@ -190,7 +190,7 @@ def test_run_generate_writes_trace_plots_and_manifest(tmp_path):
 
 
 def test_same_seed_same_trace(tmp_path):
-    def go(seed, name):
+    def go(seed, name, time_cache=True):
         run_generate(
             loaded(tiny_gpt2()),
             prompt=[1, 2, 3],
@@ -211,6 +211,7 @@ def test_same_seed_same_trace(tmp_path):
             ),
             sample=True,
             seed=seed,
+            time_cache=time_cache,
             out=tmp_path / name,
             plots=False,
         )
@@ -219,6 +220,8 @@ def test_same_seed_same_trace(tmp_path):
     a, b, c = go(0, "a"), go(0, "b"), go(1, "c")
     assert a == b
     assert a != c
+    # the time cache is a speed/memory trade only: regenerating every update gives the same
+    assert go(0, "d", time_cache=False) == a
 
 
 def test_seed_study_noise_schedule_on_the_digital_model(tmp_path):
