@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--time-cache/--no-time-cache",
-                help="Cache per-device draws while the clock runs: fast state updates, 10-16x the "
+                help="Cache per-device draws while the clock runs: fast state updates, up to 20x the "
                 "analog weight bytes of memory. Same numbers either way.",
             ),
         ] = True,

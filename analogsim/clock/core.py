@@ -70,6 +70,10 @@ __all__ = [
     "effective_matrix",
 ]
 
+TIME_CACHE_MAX_BYTES = 4 << 30
+"""Largest estimated time cache the clock turns on by itself (bytes): per analog layer up
+to ten tensors twice the size of its weights, 20x the weight bytes."""
+
 DEFAULT_TOLERANCE = 0.005
 """Default skip tolerance: a state update is skipped while no conductance can have moved
 by more than this fraction of g_max since the last real update (docs/clock.md)."""
@@ -495,7 +499,9 @@ class Clock:
         on_step: called with each :class:`StepState` once it is prepared.
         time_cache: turn on the layers' cached state-update path while the clock runs
             (where the tiles provide ``enable_time_cache``; identical numbers, more memory),
-            and off again in :meth:`close`.
+            and off again in :meth:`close`. It is left off when its estimate (20x the
+            analog weight bytes) exceeds :data:`TIME_CACHE_MAX_BYTES`; the summary says
+            whether it was on.
     """
 
     def __init__(
@@ -553,6 +559,7 @@ class Clock:
         self.do_count_faults = count_faults
         self.on_step = on_step
         self.time_cache = time_cache
+        self.time_cache_on = False
 
         self.groups = self._make_groups()
         self._keys = sorted({g.key for g in self.groups})
@@ -985,11 +992,18 @@ class Clock:
             self._set_time_cache(False)
 
     def _set_time_cache(self, on: bool) -> None:
-        for g in self.groups:
-            for _, layer in g.layers:
-                fn = getattr(_inner(layer), "enable_time_cache", None)
-                if fn is not None:
-                    fn(on)
+        layers = [_inner(layer) for g in self.groups for _, layer in g.layers]
+        layers = [layer for layer in layers if hasattr(layer, "enable_time_cache")]
+        if on:
+            estimate = sum(
+                20 * layer.w_eff.numel() * layer.w_eff.element_size()
+                for layer in layers
+                if getattr(layer, "w_eff", None) is not None
+            )
+            on = estimate <= TIME_CACHE_MAX_BYTES
+            self.time_cache_on = on
+        for layer in layers:
+            layer.enable_time_cache(on)
 
     @contextlib.contextmanager
     def attach(self, module: nn.Module) -> Iterator[Clock]:
@@ -1023,6 +1037,7 @@ class Clock:
             "start_age_s": self.start_age_s,
             "profile": _spec(self.profile),
             "recalibrate_every_s": self.recalibrate_every_s,
+            "time_cache": self.time_cache_on,
         }
 
 

@@ -545,7 +545,7 @@ def run_generate(
         tolerance: skip tolerance, fraction of g_max (:data:`DEFAULT_TOLERANCE`).
         recalibrate_every: drift-compensation recalibration period (None: every update).
         time_cache: keep the layers' per-device draws of the current noise interval while
-            the clock runs (updates become a few elementwise passes; 10 to 16x the analog
+            the clock runs (updates become a few elementwise passes; up to 20x the analog
             weight bytes of extra memory). Off: every update regenerates from the seeds.
             The numbers are identical either way.
         noise, schedule, relative, noise_roles, include_embeddings: statistical weight noise

@@ -246,14 +246,14 @@ class AnalogModel(nn.Module):
     def enable_time_cache(self, enabled: bool = True, *, max_bytes: int = 2 << 30) -> bool:
         """Keep per-device components in memory so moving in time is a few elementwise passes.
 
-        The cache of a layer is up to 8 float32 tensors twice the size of its weights (16x
-        the weight bytes at most, 12x for the PCM cards); it is only enabled when the
-        estimate fits in ``max_bytes``. Results are identical with or without it. Returns
+        The cache of a layer is up to 10 tensors twice the size of its weights (20x the
+        weight bytes at most, 16x for the PCM cards); it is only enabled when the estimate
+        fits in ``max_bytes``. Results are identical with or without it. Returns
         whether it is on.
         """
         layers = [layer for _, layer in self.analog_layers() if isinstance(layer, AnalogLayer)]
         estimate = sum(
-            16 * layer.w_eff.numel() * layer.w_eff.element_size()
+            20 * layer.w_eff.numel() * layer.w_eff.element_size()
             for layer in layers
             if layer.w_eff is not None
         )
