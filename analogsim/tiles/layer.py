@@ -393,9 +393,9 @@ class AnalogLayer(nn.Module):
         if not self.tile.io_enabled:
             return F.linear(x, self.w_eff, bias)
         lead = x.shape[:-1]
-        y = self.mvm(x.reshape(-1, self.in_features), self.w_eff, out_scale=self.out_mult)
-        if bias is not None:
-            y.add_(bias)
+        y = self.mvm(
+            x.reshape(-1, self.in_features), self.w_eff, out_scale=self.out_mult, bias=bias
+        )
         return y.view(*lead, self.out_features)
 
     def _forward_conv2d(self, x: Tensor) -> Tensor:
@@ -447,11 +447,19 @@ class AnalogLayer(nn.Module):
         )
 
     @torch.no_grad()
-    def mvm(self, x2: Tensor, w: Tensor, key: str = "", out_scale: Tensor | None = None) -> Tensor:
+    def mvm(
+        self,
+        x2: Tensor,
+        w: Tensor,
+        key: str = "",
+        out_scale: Tensor | None = None,
+        bias: Tensor | None = None,
+    ) -> Tensor:
         """Tiled analog MVM of ``x2 (M, K)`` with normalised weights ``w (N, K)``.
 
         Returns a fresh ``(M, N)`` tensor in weight units: the ADC codes summed over tiles
-        times the ADC step and the input scale, times ``out_scale`` (per output) if given.
+        times the ADC step and the input scale, times ``out_scale`` (per output) if given,
+        plus ``bias`` if given (with ``out_scale`` in one fused multiply-add).
         Scratch buffers are shared by all layers of the thread (see
         :func:`shared_workspace_bytes`).
         """
@@ -483,7 +491,12 @@ class AnalogLayer(nn.Module):
         clip = cfg.adc_bound / step if cfg.adc_bound > 0 else 0.0
         n_tiles = math.ceil(k / cfg.rows)
         noisy = cfg.out_noise > 0 or cfg.read_noise > 0
-        parts = self._buf(key + "parts", (n_tiles, m, n), x2)  # one partial per tile
+        if n_tiles == 1:
+            # one tile: its partial is the output; a fresh tensor saves copying it out
+            single = x2.new_empty((m, n))
+            parts = single.unsqueeze(0)
+        else:
+            parts = self._buf(key + "parts", (n_tiles, m, n), x2)  # one partial per tile
         if noisy:
             self._noise.fill_(parts)  # N(0, 1), drawn by two threads
         if cfg.read_noise > 0:
@@ -510,12 +523,17 @@ class AnalogLayer(nn.Module):
             parts.round_()
         if clip > 0:
             parts.clamp_(-clip, clip)
-        y = torch.sum(parts, dim=0) if n_tiles > 1 else parts[0].clone()
+        y = torch.sum(parts, dim=0) if n_tiles > 1 else single  # not a view: callers may edit
         y.mul_(alpha)
         if out_scale is not None:
-            y.mul_(out_scale * step if step != 1.0 else out_scale)
+            scale = out_scale * step if step != 1.0 else out_scale
+            if bias is not None:
+                return torch.addcmul(bias, y, scale, out=y)
+            y.mul_(scale)
         elif step != 1.0:
             y.mul_(step)
+        if bias is not None:
+            y.add_(bias)
         return y
 
     def _abs_weight(self, w: Tensor) -> Tensor:
