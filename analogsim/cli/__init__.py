@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -741,8 +742,27 @@ from analogsim.cli.train_cmds import register as _register_train  # noqa: E402
 _register_train(app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """analogsim's own warnings as one line each, each text once per run; others in
+    Python's usual form."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        key = (category, str(message))
+        if key not in _shown:
+            _shown.add(key)
+            err_console.print(
+                f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+            )
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+_shown: set[tuple[type, str]] = set()
+
+
 def main() -> None:
     """Entry point: turn analogsim's own errors into one clear line and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except AnalogsimError as exc:

@@ -584,3 +584,20 @@ def test_run_demo_devices_only(tmp_path):
     run_demo(root, models=(), times=(1.0,), seeds=1, progress=False)
     assert _manifest(root / "digits-devices")["resumed_points"] == len(rows)
     assert (root / "report.md").read_text() == report
+
+
+def test_own_warnings_print_one_line_once(capsys, monkeypatch):
+    """analogsim's warnings reach the user as one 'warning:' line, each text once per run;
+    other libraries' warnings keep Python's form."""
+    import analogsim.cli as cli
+    from analogsim.mapping import rules
+
+    monkeypatch.setattr(cli, "_shown", set())
+    seen = []
+    monkeypatch.setattr(cli, "_default_showwarning", lambda *a: seen.append(a[0]))
+    for _ in range(2):
+        cli._show_warning(UserWarning("places nothing analog"), UserWarning, rules.__file__, 1)
+    cli._show_warning(UserWarning("from elsewhere"), UserWarning, "/usr/lib/x.py", 1)
+    err = capsys.readouterr().err
+    assert err.count("warning: places nothing analog") == 1, err
+    assert [str(m) for m in seen] == ["from elsewhere"]
