@@ -1001,7 +1001,7 @@ class Clock:
                 if getattr(layer, "w_eff", None) is not None
             )
             on = estimate <= TIME_CACHE_MAX_BYTES
-            self.time_cache_on = on
+            self.time_cache_on = on and bool(layers)
         for layer in layers:
             layer.enable_time_cache(on)
 
