@@ -15,7 +15,6 @@ directory holds the combined ``results.csv``, ``manifest.json``, the plots and
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -274,7 +273,7 @@ def _report(sections: list[dict[str, Any]], seeds: int, times: tuple[float, ...]
         "  --method hwa` to make a model robust to all this.",
         "",
         "Run configuration, versions, device cards and git revision: `manifest.json` (and one",
-        "per study folder). " + json.dumps({"seeds": seeds}),
+        f"per study folder); {seeds} programmed chip{'s' if seeds != 1 else ''} per setting.",
         "",
     ]
     return "\n".join(lines)
