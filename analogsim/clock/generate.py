@@ -237,6 +237,15 @@ def generation_config(tokens: int, *, stop_at_eos: bool = False, eos: int | None
     )
 
 
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a clocked generation; ``partial`` holds the tokens generated so far
+    (a :class:`GenerationResult`), so the caller can still write their trace."""
+
+    def __init__(self, partial: GenerationResult) -> None:
+        super().__init__(f"generation interrupted after {len(partial.tokens)} tokens")
+        self.partial = partial
+
+
 @torch.no_grad()
 def generate_with_clock(
     model: nn.Module,
@@ -292,6 +301,21 @@ def generate_with_clock(
                 logits_processor=LogitsProcessorList([_as_processor(rec)]),
                 streamer=streamer,
             )
+    except KeyboardInterrupt:
+        # every recorded step chose its token (greedy: the arg-max of the unchanged scores;
+        # sampling: the recorder's own draw), so the text so far is known
+        rec.finish(rec._drawn if sample else None)
+        new = rec.tokens
+        partial = GenerationResult(
+            ids=torch.cat([ids, torch.tensor([new], dtype=torch.long).reshape(1, -1)], dim=1),
+            prompt_len=ids.shape[1],
+            tokens=new,
+            logprobs=rec.logprobs,
+            entropies=rec.entropies,
+            steps=clock.steps[: len(new)],
+            seconds=time.perf_counter() - t0,
+        )
+        raise GenerationInterrupted(partial) from None
     finally:
         hf.train(was_training)
     seconds = time.perf_counter() - t0
@@ -666,6 +690,7 @@ def run_generate(
         driven = am
         wn = None
         clock = None
+        interrupted: GenerationInterrupted | None = None
         try:
             if sched is not None:
                 wn = WeightNoise(
@@ -688,20 +713,24 @@ def run_generate(
                 time_cache=time_cache,
                 noise=wn,
             )
-            result = generate_with_clock(
-                driven,
-                ids,
-                clock,
-                tokens,
-                sample=sample,
-                seed=seed,
-                softmax_temperature=softmax_temperature,
-                top_k=top_k,
-                top_p=top_p,
-                streamer=streamer,
-                stop_at_eos=stop_at_eos,
-                eos_token_id=eos,
-            )
+            try:
+                result = generate_with_clock(
+                    driven,
+                    ids,
+                    clock,
+                    tokens,
+                    sample=sample,
+                    seed=seed,
+                    softmax_temperature=softmax_temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    streamer=streamer,
+                    stop_at_eos=stop_at_eos,
+                    eos_token_id=eos,
+                )
+            except GenerationInterrupted as exc:
+                interrupted = exc
+                result = exc.partial
         finally:
             if clock is not None:
                 clock.close()
@@ -709,7 +738,7 @@ def run_generate(
                 am.restore()
         if wn is not None:
             wn.check_restored()
-        dig = digital_scores(digital, result.ids, result.prompt_len)
+        dig = digital_scores(digital, result.ids, result.prompt_len) if result.tokens else ([], [])
         roles = clock.roles
         rows = trace_rows(result, dig, roles, tok)
         write_csv(run.path / "trace.csv", rows, trace_columns(roles))
@@ -718,6 +747,14 @@ def run_generate(
             [{"time_s": e.time_s, "kind": e.kind, "detail": e.detail} for e in clock.events],
             ["time_s", "kind", "detail"],
         )
+        if interrupted is not None:
+            # keep what was generated: the partial trace is written, the run stays
+            # unfinished (no metrics), so running again with the same --out redoes it
+            run.note(
+                interrupted_after_tokens=len(result.tokens),
+                text=tok.decode(result.tokens) if tok is not None else "",
+            )
+            raise interrupted
         cliff = detect_cliff(
             [r["logprob"] for r in rows],
             [r["digital_logprob"] for r in rows],

@@ -502,3 +502,45 @@ def test_rerun_with_the_same_out_resumes_without_redoing(tmp_path):
     assert [r["token"] for r in again["rows"]] == [str(r["token"]) for r in first["rows"]]
     with pytest.raises(ConfigError, match="different run"):
         run_generate(loaded(tiny_gpt2()), **{**kw, "tokens": 6})
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_interrupted_generation_keeps_its_trace_and_reruns(tmp_path, monkeypatch, sample):
+    """Ctrl-C mid-generation: the tokens so far are written to trace.csv, the run is marked
+    interrupted, and running again with the same --out redoes it to the same tokens."""
+    kw = dict(
+        prompt=[1, 2],
+        tokens=10,
+        token_time="1h",
+        mapping=mapping("pcm"),
+        sample=sample,
+        out=tmp_path / "r",
+        plots=False,
+    )
+    real = Clock.next_step
+    calls = []
+
+    def interrupting(self):
+        calls.append(1)
+        if len(calls) == 6:  # before forward 5: tokens 0..4 are chosen
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(Clock, "next_step", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_generate(loaded(tiny_gpt2()), **kw)
+    partial = _trace(tmp_path / "r")
+    assert [int(r["token_index"]) for r in partial] == [0, 1, 2, 3, 4]
+    assert all(math.isfinite(float(r["digital_logprob"])) for r in partial)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["interrupted_after_tokens"] == 5
+
+    monkeypatch.setattr(Clock, "next_step", real)
+    full = run_generate(loaded(tiny_gpt2()), **kw)
+    assert full.get("resumed") is not True
+    assert len(full["rows"]) == 10
+    assert [r["token"] for r in full["rows"][:5]] == [int(r["token"]) for r in partial]
+    assert [r["logprob"] for r in full["rows"][:5]] == pytest.approx(
+        [float(r["logprob"]) for r in partial], rel=1e-9
+    )
