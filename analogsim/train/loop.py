@@ -433,6 +433,23 @@ def train(
             for i, (xb, yb) in enumerate(lm_batches(ids, cfg.batch_size, block, total, gen)):
                 yield i // per_epoch, xb, yb
 
+    def save(model: nn.Module, folder: Path, metrics: dict[str, Any], extra: dict) -> Path:
+        return save_checkpoint(
+            model,
+            folder,
+            name=model_name,
+            kind=base.kind,
+            method=cfg.method,
+            mapping=m,
+            device=device,
+            seed=cfg.seed,
+            tokenizer=base.tokenizer,
+            metrics=metrics,
+            train=cfg.as_dict(),
+            data=data_record,
+            extra=extra,
+        )
+
     step = 0
     ema = float("nan")
     saved_p = _set_dropout(net, cfg.dropout)
@@ -470,6 +487,19 @@ def train(
                 advance(1, f"loss {ema:.3f}")
             train_seconds = time.perf_counter() - t_train
             digital = unwrap(net).eval()
+    except KeyboardInterrupt:
+        if run is not None:
+            # keep the weights trained so far: a checkpoint beside the run, which stays
+            # unfinished (running again with the same --out trains from the start)
+            save(
+                unwrap(net).eval(),
+                run.path / "checkpoint-interrupted",
+                {"steps": step, "final_loss_ema": ema, "interrupted": True},
+                {},
+            )
+            run.note(interrupted_after_steps=step)
+            run.finish("interrupted")
+        raise
     finally:
         noise_log.close()
         for mod, p in saved_p:
@@ -492,21 +522,7 @@ def train(
         extra["learned_noise"] = noise.snapshot()
     checkpoint = None
     if run is not None:
-        checkpoint = save_checkpoint(
-            digital,
-            run.path / "checkpoint",
-            name=model_name,
-            kind=base.kind,
-            method=cfg.method,
-            mapping=m,
-            device=device,
-            seed=cfg.seed,
-            tokenizer=base.tokenizer,
-            metrics=metrics,
-            train=cfg.as_dict(),
-            data=data_record,
-            extra=extra,
-        )
+        checkpoint = save(digital, run.path / "checkpoint", metrics, extra)
         plot_training(
             history, run.path / "training.png", title=f"{model_name}: {cfg.method} training"
         )

@@ -138,3 +138,38 @@ def test_dropout_override_is_for_training_only() -> None:
     assert _set_dropout(net, None) == []
     with pytest.raises(ConfigError, match="dropout"):
         TrainConfig(dropout=1.5)
+
+
+def test_interrupted_training_keeps_its_weights(tmp_path, monkeypatch) -> None:
+    """Ctrl-C mid-training: the weights so far are saved as a loadable checkpoint beside the
+    run, the run is marked interrupted, and a rerun with the same --out trains from the
+    start to a complete checkpoint."""
+    import analogsim.train.loop as loop
+
+    real = loop._loss
+    calls = []
+
+    def interrupting(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(loop, "_loss", interrupting)
+    kw = dict(epochs=1, hwa=fast_hwa(), progress=False, out=tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train("digits-mlp", "all_analog", "pcm", "hwa", **kw)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["interrupted_after_steps"] == 3
+    partial = load_checkpoint(tmp_path / "run" / "checkpoint-interrupted")
+    assert partial.info["sidecar"]["metrics"]["steps"] == 3
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+    monkeypatch.setattr(loop, "_loss", real)
+    done = train("digits-mlp", "all_analog", "pcm", "hwa", **kw)
+    assert done.checkpoint == tmp_path / "run" / "checkpoint"
+    assert done.metrics["steps"] > 3
+    # the interrupted weights are an earlier point of the same run, not the finished one
+    w3 = partial.model[0].weight
+    assert not torch.equal(w3, done.model[0].weight)
