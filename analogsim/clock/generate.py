@@ -172,7 +172,7 @@ class TokenRecorder:
         for c0 in range(0, len(tokens), 256):
             z = torch.stack(self._rows[c0 : c0 + 256]).double()  # (c, V)
             logp = torch.log_softmax(z, dim=-1)  # (c, V)
-            tok = torch.tensor(tokens[c0 : c0 + 256], dtype=torch.long)
+            tok = torch.tensor(tokens[c0 : c0 + 256], dtype=torch.long, device=z.device)
             self.logprobs += logp.gather(1, tok[:, None])[:, 0].tolist()
             ent = torch.special.entr(logp.exp()).nansum(dim=-1) / LN2  # (c,)
             finite = torch.isfinite(logp).any(dim=-1)
@@ -307,7 +307,10 @@ def generate_with_clock(
         rec.finish(rec._drawn if sample else None)
         new = rec.tokens
         partial = GenerationResult(
-            ids=torch.cat([ids, torch.tensor([new], dtype=torch.long).reshape(1, -1)], dim=1),
+            ids=torch.cat(
+                [ids, torch.tensor([new], dtype=torch.long, device=ids.device).reshape(1, -1)],
+                dim=1,
+            ),
             prompt_len=ids.shape[1],
             tokens=new,
             logprobs=rec.logprobs,

@@ -293,6 +293,16 @@ class DeviceStats:
         return tab
 
 
+def _on_device(cache: dict[torch.device, Tensor], table: Tensor, device: torch.device) -> Tensor:
+    """``table`` on ``device`` (a copy made once per device and kept in ``cache``)."""
+    if table.device == device:
+        return table
+    t = cache.get(device)
+    if t is None:
+        t = cache[device] = table.to(device)
+    return t
+
+
 class Lookup:
     """Piecewise-linear lookup of table columns at normalised magnitudes ``a`` in [0, 1].
 
@@ -306,13 +316,14 @@ class Lookup:
         slope = torch.zeros_like(table)
         slope[:-1] = table[1:] - table[:-1]
         self.packed = torch.cat((table, slope), dim=1).contiguous()  # (L, 2C)
+        self._on: dict[torch.device, Tensor] = {}
 
     def __call__(self, a: Tensor) -> Tensor:
         """``(n, C)`` interpolated columns at ``a`` of shape ``(n,)``."""
         pos = a.sqrt().mul_(self.levels - 1)
         idx = pos.to(torch.long).clamp_(max=self.levels - 2)
         frac = pos.sub_(idx).unsqueeze_(1)  # (n, 1)
-        g = self.packed.index_select(0, idx)  # (n, 2C)
+        g = _on_device(self._on, self.packed, a.device).index_select(0, idx)  # (n, 2C)
         return torch.addcmul(g[:, : self.cols], g[:, self.cols :], frac)
 
 
@@ -335,6 +346,8 @@ class RatioLookup:
         self.levels = int(tab.shape[0])
         self.ratio_std = torch.stack((ratio, tab[:, 1]), dim=1).float().contiguous()  # (L, 2)
         self.abs_table = tab[:, 2:4].float().contiguous()  # (L, 2)
+        self._ratio_on: dict[torch.device, Tensor] = {}
+        self._abs_on: dict[torch.device, Tensor] = {}
 
     def index(self, a: Tensor) -> Tensor:
         """Nearest level of each magnitude ``a`` (in place on ``a``), int64."""
@@ -342,18 +355,19 @@ class RatioLookup:
 
     def __call__(self, idx: Tensor) -> Tensor:
         """``(n, 2)``: ratio and std at levels ``idx`` (n,)."""
-        return self.ratio_std.index_select(0, idx)
+        return _on_device(self._ratio_on, self.ratio_std, idx.device).index_select(0, idx)
 
     def readouts(self, idx: Tensor, rows: int | None = None) -> Tensor:
         """Expected ``sum |w_dev|`` at (t, T) and at t = 0: ``(2,)``, or ``(rows, 2)`` per
         row when ``rows`` is given (``idx`` then holds ``rows`` equal consecutive blocks)."""
+        table = _on_device(self._abs_on, self.abs_table, idx.device)
         if rows is None:
-            counts = torch.bincount(idx, minlength=self.levels).to(self.abs_table.dtype)
-            return counts @ self.abs_table
+            counts = torch.bincount(idx, minlength=self.levels).to(table.dtype)
+            return counts @ table
         k = idx.numel() // rows
         offs = torch.arange(rows, device=idx.device).repeat_interleave(k) * self.levels
         counts = torch.bincount(idx + offs, minlength=rows * self.levels)
-        return counts.view(rows, self.levels).to(self.abs_table.dtype) @ self.abs_table
+        return counts.view(rows, self.levels).to(table.dtype) @ table
 
 
 # ---------------------------------------------------------------------------- noise
@@ -380,17 +394,22 @@ class NoiseSource:
         self._served = 0
         self._refills = 0
 
-    def normal(self, shape: tuple[int, ...]) -> Tensor:
-        """A tensor of iid N(0, 1) of ``shape`` (a view of the pool: do not write to it)."""
+    def normal(self, shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
+        """A tensor of iid N(0, 1) of ``shape`` on ``device`` (default CPU; a view of the
+        pool: do not write to it). The pool lives on the device last asked for."""
         n = math.prod(shape)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        if self._stream.device != device:
+            self._stream = self._stream.to(device)
+            self._pool = None
         if self.fresh:
-            return self._stream.fill_(torch.empty(shape))
+            return self._stream.fill_(torch.empty(shape, device=device))
         pool = self._pool
         if pool is None or pool.numel() < 2 * n or self._served >= self.reuse * pool.numel():
             size = max(self.min_pool, 2 * n, 0 if pool is None else pool.numel())
             self._stream.reseed(derive_seed(self.seed, "pool", self._refills))
             self._refills += 1
-            pool = self._stream.fill_(torch.empty(size))
+            pool = self._stream.fill_(torch.empty(size, device=device))
             self._pool = pool
             self._served = 0
         off = self._offsets.randrange(0, pool.numel() - n + 1)
@@ -519,7 +538,7 @@ def analog_mvm(
         y = x @ w_dev.t()
         if vmat is not None:
             std = (x * x) @ vmat.t()
-            y.addcmul_(std.sqrt_(), noise.normal((m, n)))
+            y.addcmul_(std.sqrt_(), noise.normal((m, n), x.device))
         if bias is not None:
             return torch.addcmul(bias, y, out_scale), None
         return y.mul_(out_scale), None
@@ -558,9 +577,11 @@ def analog_mvm(
                 buf.add_(o2).sqrt_()  # (M, N) noise std
             else:
                 buf = torch.addmm(o2, xt.square(), vt.t()).sqrt_()  # (M, N) noise std
-            buf.mul_(noise.normal((m, n))).addmm_(xt, wt.t(), beta=1.0 / step, alpha=u / step)
+            buf.mul_(noise.normal((m, n), x.device)).addmm_(
+                xt, wt.t(), beta=1.0 / step, alpha=u / step
+            )
         elif plan.out_noise > 0:
-            z = noise.normal((m, n))
+            z = noise.normal((m, n), x.device)
             buf = torch.addmm(z, xt, wt.t(), beta=plan.out_noise / step, alpha=u / step)
         else:
             buf = torch.mm(xt, wt.t())
@@ -765,15 +786,16 @@ def _sample_faulty(
     _, dev_now, dev_ref = ctx.lookups(device)
     span = device.g_max - device.g_min
     shape = a.shape
-    xi = torch.randn((2, *shape), generator=ctx.gen)
-    u = torch.rand((2, *shape), generator=ctx.gen)
+    # drawn on the CPU generator (same numbers on every device), then moved
+    xi = torch.randn((2, *shape), generator=ctx.gen).to(a.device)
+    u = torch.rand((2, *shape), generator=ctx.gen).to(a.device)
     p_min, p_max, p_out = rates
     lo_v, hi_v = device.g_min / span, device.g_max / span
     f = device.faults
     out = []
     for lk in (dev_now, dev_ref):
         act = lk(a.reshape(-1)).view(*shape, 2)
-        idle = lk(torch.zeros(1))[0]
+        idle = lk(torch.zeros(1, device=a.device))[0]
         pair = [torch.addcmul(act[..., 0], act[..., 1], xi[0]), xi[1] * idle[1] + idle[0]]
         for i in range(2):
             d, uu = pair[i], u[i]
@@ -861,7 +883,7 @@ def draw(ctx: HWAContext, layer: AnalogLayer, name: str, side: str, plan: IOPlan
             if side == "output":
                 w_dev, var_w = mean, std.square()
             else:
-                w_dev = mean.addcmul_(std, ctx.noise().normal((n, k)))
+                w_dev = mean.addcmul_(std, ctx.noise().normal((n, k), w.device))
     gamma = cfg.noise_scale
     if gamma != 1.0 and w_dev is not None:
         w_n = w * inv

@@ -134,7 +134,7 @@ class LearnedNoise(nn.Module):
         for name, layer in layers:
             n = layer.out_features if config.per_channel else 1
             self.log_vars[self.key(name)] = nn.Parameter(
-                torch.full((n,), float(config.init_log_var))
+                torch.full((n,), float(config.init_log_var), device=layer.matrix().device)
             )
         self.gen = torch.Generator().manual_seed(derive_seed(seed, "learned-noise"))
 
@@ -192,9 +192,9 @@ class _NoisyForward:
             # output side: y = x W^T + b + sigma ||x|| z, exact per sample
             y = F.linear(x, w, layer.bias)
             norm = x.norm(dim=1, keepdim=True)  # (B, 1)
-            z = torch.randn(y.shape, generator=owner.gen, dtype=y.dtype)
+            z = torch.randn(y.shape, generator=owner.gen, dtype=y.dtype).to(y.device)
             return y + norm * sigma * z
-        xi = torch.randn(w.shape, generator=owner.gen, dtype=w.dtype)
+        xi = torch.randn(w.shape, generator=owner.gen, dtype=w.dtype).to(w.device)
         noisy = w + (sigma[:, None] if sigma.numel() > 1 else sigma) * xi
         from analogsim.train.hwa import digital_forward
 
