@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -87,6 +88,32 @@ def shared_workspace_bytes() -> int:
 def free_shared_workspace() -> None:
     """Drop the calling thread's forward scratch buffers (rebuilt on the next forward)."""
     _WORKSPACE.bufs.clear()
+
+
+def conv2d_columns(conv: nn.Conv2d, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """A Conv2d input as an MVM: ``(cols, unflatten)``.
+
+    ``cols`` is ``(B*L, C*kh*kw)`` (im2col, padded as ``nn.Conv2d`` pads: 'same' may be
+    asymmetric for even kernels, and 'reflect' / 'replicate' / 'circular' are not zeros);
+    ``unflatten`` turns the ``(B*L, N)`` outputs into ``(B, N, H_out, W_out)``.
+    """
+    pad = conv.padding
+    if conv.padding_mode != "zeros" or isinstance(pad, str):
+        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
+        pad = (0, 0)
+    b, _, h, w_in = x.shape
+    kh, kw = conv.kernel_size
+    h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
+    w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
+    cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
+    cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+    def unflatten(y: Tensor) -> Tensor:
+        n = y.shape[1]
+        return y.view(b, h_out * w_out, n).transpose(1, 2).reshape(b, n, h_out, w_out)
+
+    return cols, unflatten
 
 
 def module_kind(module: nn.Module) -> str | None:
@@ -416,19 +443,7 @@ class AnalogLayer(nn.Module):
                 conv.dilation,
                 conv.groups,
             )
-        pad = conv.padding
-        if conv.padding_mode != "zeros" or isinstance(pad, str):
-            # pad explicitly as nn.Conv2d does: 'same' may be asymmetric (even kernels), and
-            # 'reflect' / 'replicate' / 'circular' are not zeros
-            mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-            x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
-            pad = (0, 0)
-        b, _, h, w_in = x.shape
-        kh, kw = conv.kernel_size
-        h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
-        w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
-        cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
-        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (B*L, C*kh*kw)
+        cols, unflatten = conv2d_columns(conv, x)
         g = self.groups
         kg, og = self.in_features, self.out_features // g
         outs = []
@@ -440,11 +455,7 @@ class AnalogLayer(nn.Module):
         y.mul_(self.out_mult)
         if conv.bias is not None:
             y.add_(conv.bias)
-        return (
-            y.view(b, h_out * w_out, self.out_features)
-            .transpose(1, 2)
-            .reshape(b, self.out_features, h_out, w_out)
-        )
+        return unflatten(y)
 
     @torch.no_grad()
     def mvm(

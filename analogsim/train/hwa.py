@@ -104,7 +104,7 @@ from analogsim.devices.physics import levels_for_bits
 from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed
 from analogsim.errors import ConfigError
 from analogsim.tiles.config import TileConfig
-from analogsim.tiles.layer import AnalogLayer
+from analogsim.tiles.layer import AnalogLayer, conv2d_columns
 
 YEAR_S = 365.25 * 86400.0
 BF16_MIN_WEIGHTS = 1 << 16
@@ -989,17 +989,7 @@ class HWAForward:
 
     def _conv2d(self, layer: AnalogLayer, x: Tensor) -> Tensor:
         conv: nn.Conv2d = layer.digital
-        pad = conv.padding
-        if conv.padding_mode != "zeros" or isinstance(pad, str):
-            mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-            x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
-            pad = (0, 0)
-        b, _, h, w_in = x.shape
-        kh, kw = conv.kernel_size
-        h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
-        w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
-        cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
-        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (B*L, C*kh*kw)
+        cols, unflatten = conv2d_columns(conv, x)
         w_dev, vmat, out_scale = self.prepare(layer, False)
         mat = layer.matrix()  # (N, K), K = C/groups * kh * kw
         g = layer.groups
@@ -1021,11 +1011,7 @@ class HWAForward:
                 )
             )
         y = outs[0] if g == 1 else torch.cat(outs, dim=1)
-        return (
-            y.view(b, h_out * w_out, layer.out_features)
-            .transpose(1, 2)
-            .reshape(b, layer.out_features, h_out, w_out)
-        )
+        return unflatten(y)
 
 
 # ---------------------------------------------------------------------------- QAT for digital
