@@ -450,6 +450,51 @@ def _device_names(mapping: Any) -> list[str]:
     return names
 
 
+def build_clock(
+    am: nn.Module,
+    digital: nn.Module,
+    step_s: float,
+    start_age_s: float,
+    profile: Profile,
+    *,
+    schedule: Schedule | None,
+    noise: str | None,
+    seed: int,
+    relative: bool,
+    roles: Sequence[str] | None,
+    include_embeddings: bool = False,
+    tolerance: float,
+    recalibrate_every_s: float | None,
+    time_cache: bool,
+) -> Clock:
+    """The clock of a ``generate`` or ``stream`` run on ``am`` (the model from
+    :func:`build_model`; ``am is digital`` when nothing is analog), with statistical weight
+    noise on ``schedule`` when one is given (then ``clock.noise``)."""
+    analog = am is not digital
+    wn = None
+    if schedule is not None:
+        wn = WeightNoise(
+            am,
+            schedule,
+            noise,
+            seed,
+            relative=relative,
+            roles=roles,
+            include_embeddings=include_embeddings,
+            analog=analog,
+        )
+    return Clock(
+        am if analog else None,
+        step_s,
+        start_age_s,
+        profile,
+        tolerance=tolerance,
+        recalibrate_every_s=recalibrate_every_s,
+        time_cache=time_cache,
+        noise=wn,
+    )
+
+
 def build_model(
     model: nn.Module,
     mapping: Any = None,
@@ -691,30 +736,24 @@ def run_generate(
         digital = loaded.model
         am = build_model(digital, mapping, device, overrides, seed)
         driven = am
-        wn = None
         clock = None
         interrupted: GenerationInterrupted | None = None
         try:
-            if sched is not None:
-                wn = WeightNoise(
-                    am,
-                    sched,
-                    noise,
-                    seed,
-                    relative=relative,
-                    roles=noise_roles,
-                    include_embeddings=include_embeddings,
-                    analog=am is not digital,
-                )
-            clock = Clock(
-                am if am is not digital else None,
+            clock = build_clock(
+                am,
+                digital,
                 step,
                 age,
                 profile,
+                schedule=sched,
+                noise=noise,
+                seed=seed,
+                relative=relative,
+                roles=noise_roles,
+                include_embeddings=include_embeddings,
                 tolerance=tolerance,
                 recalibrate_every_s=recal,
                 time_cache=time_cache,
-                noise=wn,
             )
             try:
                 result = generate_with_clock(
@@ -739,8 +778,8 @@ def run_generate(
                 clock.close()
             if am is not digital:
                 am.restore()
-        if wn is not None:
-            wn.check_restored()
+        if clock.noise is not None:
+            clock.noise.check_restored()
         dig = digital_scores(digital, result.ids, result.prompt_len) if result.tokens else ([], [])
         roles = clock.roles
         rows = trace_rows(result, dig, roles, tok)

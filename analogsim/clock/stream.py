@@ -23,8 +23,14 @@ from typing import Any
 
 import torch
 
-from analogsim.clock.core import DEFAULT_TOLERANCE, Clock, WeightNoise
-from analogsim.clock.generate import RESULT_COLUMNS, RESULT_KEYS, build_model, parse_fault_rates
+from analogsim.clock.core import DEFAULT_TOLERANCE
+from analogsim.clock.generate import (
+    RESULT_COLUMNS,
+    RESULT_KEYS,
+    build_clock,
+    build_model,
+    parse_fault_rates,
+)
 from analogsim.clock.profiles import Profile, parse_profile
 from analogsim.clock.schedules import Schedule, parse_schedule
 from analogsim.clock.trace import plot_stream_trace, rolling_mean, write_csv
@@ -214,29 +220,24 @@ def run_stream(
             net.train(was)
         digital_acc = float((digital_pred == y_test).float().mean())
         am = build_model(net, mapping, device, overrides, seed)
-        wn = clock = None
+        clock = None
         preds: list[int] = []
         lp_label: list[float] = []
         try:
-            if sched is not None:
-                wn = WeightNoise(
-                    am,
-                    sched,
-                    noise,
-                    seed,
-                    relative=relative,
-                    roles=noise_roles,
-                    analog=am is not net,
-                )
-            clock = Clock(
-                am if am is not net else None,
+            clock = build_clock(
+                am,
+                net,
                 step,
                 age,
                 profile,
+                schedule=sched,
+                noise=noise,
+                seed=seed,
+                relative=relative,
+                roles=noise_roles,
                 tolerance=tolerance,
                 recalibrate_every_s=recal,
                 time_cache=time_cache,
-                noise=wn,
             )
             target = am.model if am is not net else net
             target.eval()
@@ -252,8 +253,8 @@ def run_stream(
                 clock.close()
             if am is not net:
                 am.restore()
-        if wn is not None:
-            wn.check_restored()
+        if clock.noise is not None:
+            clock.noise.check_restored()
         labels = [int(y_test[int(j)]) for j in order]
         correct = [float(p == y) for p, y in zip(preds, labels, strict=True)]
         rolling = rolling_mean(correct, window)
