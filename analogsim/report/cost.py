@@ -829,6 +829,17 @@ def _first_int(config: Any, keys: tuple[str, ...]) -> int | None:
     return None
 
 
+def _check_context(context_tokens: Any) -> None:
+    if (
+        isinstance(context_tokens, bool)
+        or not isinstance(context_tokens, int)
+        or context_tokens < 0
+    ):
+        raise ConfigError(
+            "must be a non-negative integer", key="context_tokens", value=context_tokens
+        )
+
+
 def attention_macs_per_token(config: Any, context_tokens: int) -> int:
     """Activation x activation MACs of self-attention for one token over ``context_tokens``.
 
@@ -850,14 +861,7 @@ def attention_macs_per_token(config: Any, context_tokens: int) -> int:
     Returns:
         MACs per token (int).
     """
-    if (
-        isinstance(context_tokens, bool)
-        or not isinstance(context_tokens, int)
-        or context_tokens < 0
-    ):
-        raise ConfigError(
-            "must be a non-negative integer", key="context_tokens", value=context_tokens
-        )
+    _check_context(context_tokens)
     config = _config_of(config)
     if config is None:
         return 0
@@ -884,14 +888,7 @@ def kv_cache_bytes_per_token(config: Any, context_tokens: int, precision: str = 
     size. A plain torch model or ``None`` gives 0. Full attention is assumed.
     """
     parse_precision(precision, key="precision")
-    if (
-        isinstance(context_tokens, bool)
-        or not isinstance(context_tokens, int)
-        or context_tokens < 0
-    ):
-        raise ConfigError(
-            "must be a non-negative integer", key="context_tokens", value=context_tokens
-        )
+    _check_context(context_tokens)
     config = _config_of(config)
     if config is None:
         return 0.0

@@ -18,6 +18,15 @@ from analogsim.units import format_time
 _STYLES = ["-", "--", ":", "-."]
 
 
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write (PNG at 120 dpi) and close ``fig``; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _f(x: Any) -> float:
     return float(x)
 
@@ -65,11 +74,7 @@ def plot_datasheet(rows: Sequence[dict[str, Any]], path: str | Path, title: str 
     ax.set_title(title or "device datasheet")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_metric_vs_time(
@@ -119,11 +124,7 @@ def plot_metric_vs_time(
     ax.set_title(title or f"{metric} over deployment time")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sweep(
@@ -163,11 +164,7 @@ def plot_sweep(
     ax.set_title(title or f"{metric} against weight noise")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_quality_vs_energy(
@@ -223,8 +220,4 @@ def plot_quality_vs_energy(
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(title or f"{metric} against energy per token")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from analogsim.report.plots import save_figure
 from analogsim.units import format_time
 
 
@@ -21,14 +22,6 @@ def _f(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def plot_training(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -51,7 +44,7 @@ def plot_training(rows: Sequence[dict[str, Any]], path: str | Path, title: str =
         axes[1].legend(fontsize=8)
         axes[1].grid(alpha=0.3)
     fig.suptitle(title or "training")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learned_sigma(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -73,7 +66,7 @@ def plot_learned_sigma(rows: Sequence[dict[str, Any]], path: str | Path, title: 
     ax.set_title(title or "learned noise over training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_robustness_time(
@@ -131,7 +124,7 @@ def plot_robustness_time(
     ax.set_title(title or f"{metric} over deployment time")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_robustness_sigma(
@@ -167,7 +160,7 @@ def plot_robustness_sigma(
     ax.set_title(title or f"{metric} against weight noise")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 __all__ = [
