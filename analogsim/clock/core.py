@@ -135,6 +135,20 @@ class StepState:
     faults_expected: float | None
     updates_so_far: int
 
+    def trace_fields(self, roles: Sequence[str]) -> dict[str, Any]:
+        """The chip columns of a trace row (generate and stream share them): sigma, fault
+        counts, whether and why the state was updated, and the weight error per role."""
+        row: dict[str, Any] = {
+            "sigma": self.sigma,
+            "faults_so_far": self.faults,
+            "faults_expected": self.faults_expected,
+            "updated": self.updated,
+            "update_reason": ";".join(self.reasons),
+        }
+        for r in roles:
+            row[f"weight_error_{r}"] = self.weight_error.get(r, math.nan)
+        return row
+
 
 # --------------------------------------------------------------------------------------
 # helpers over the analog layers (the only places that read layer internals)

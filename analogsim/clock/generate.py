@@ -387,14 +387,8 @@ def trace_rows(
             "digital_logprob": dlp[k],
             "digital_entropy_bits": dent[k],
             "gap_nats": result.logprobs[k] - dlp[k],
-            "sigma": s.sigma,
-            "faults_so_far": s.faults,
-            "faults_expected": s.faults_expected,
-            "updated": s.updated,
-            "update_reason": ";".join(s.reasons),
+            **s.trace_fields(roles),
         }
-        for r in roles:
-            row[f"weight_error_{r}"] = s.weight_error.get(r, math.nan)
         rows.append(row)
     return rows
 

@@ -16,7 +16,6 @@ the start). The digital model's prediction of each input is computed before conv
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -272,14 +271,8 @@ def run_stream(
                 "digital_prediction": int(digital_pred[int(order[i])]),
                 "logprob_label": lp_label[i],
                 "rolling_accuracy": rolling[i],
-                "sigma": s.sigma,
-                "faults_so_far": s.faults,
-                "faults_expected": s.faults_expected,
-                "updated": s.updated,
-                "update_reason": ";".join(s.reasons),
+                **s.trace_fields(roles),
             }
-            for r in roles:
-                row[f"weight_error_{r}"] = s.weight_error.get(r, math.nan)
             rows.append(row)
         write_csv(run.path / "trace.csv", rows, stream_columns(roles))
         write_csv(
