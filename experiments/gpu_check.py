@@ -33,7 +33,7 @@ def check(name):
     return deco
 
 
-from analogsim.bench import _mapping_for  # noqa: E402
+from analogsim.bench.run import _mapping_for  # noqa: E402
 from analogsim.mapping.convert import convert  # noqa: E402
 from analogsim.tiles.config import TileConfig  # noqa: E402
 
@@ -115,7 +115,7 @@ def _():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from analogsim.clock.core import Clock
-    from analogsim.clock.generate import generate_with_clock
+    from analogsim.studies.generate import generate_with_clock
 
     torch.manual_seed(0)
     model = (

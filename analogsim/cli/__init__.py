@@ -147,7 +147,7 @@ def device_show(
     (Arrhenius, the card's drift activation energy) and is read at T.
     """
     from analogsim.devices import load_device
-    from analogsim.study import device_datasheet
+    from analogsim.studies.evaluate import device_datasheet
 
     dev = load_device(card)
     levels = [parse_float(x, key="g") for x in g.split(",") if x.strip()]
@@ -319,7 +319,7 @@ def eval_cmd(
     from analogsim.mapping.rules import load_mapping
     from analogsim.report.plots import plot_metric_vs_time
     from analogsim.report.rundir import RunDir
-    from analogsim.study import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
+    from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
 
     tlist, temps = parse_times(times), parse_temperatures(temperature)
     m = load_mapping(mapping)
@@ -427,7 +427,7 @@ def sweep_cmd(
     """
     from analogsim.report.plots import plot_sweep
     from analogsim.report.rundir import RunDir
-    from analogsim.sweep import SWEEP_COLUMNS, SWEEP_KEYS, run_sweep, thresholds
+    from analogsim.studies.sweep import SWEEP_COLUMNS, SWEEP_KEYS, run_sweep, thresholds
     from analogsim.units import parse_range
 
     sigmas = parse_range(sigma, key="sigma")
@@ -575,11 +575,17 @@ def compare_cmd(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
 ) -> None:
     """Compare chip partitions: quality over time and temperature, energy per token, tiles."""
-    from analogsim.compare import COMPARE_COLUMNS, COMPARE_KEYS, json_rows, parse_vary, run_compare
     from analogsim.mapping.rules import load_mapping
     from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
     from analogsim.report.rundir import RunDir
-    from analogsim.study import cards_of
+    from analogsim.studies.compare import (
+        COMPARE_COLUMNS,
+        COMPARE_KEYS,
+        json_rows,
+        parse_vary,
+        run_compare,
+    )
+    from analogsim.studies.evaluate import cards_of
 
     # `--mappings A B C`: click takes A for the option and leaves B C as extra arguments
     names = [n for item in [*mappings, *ctx.args] for n in item.split(",") if n.strip()]
@@ -693,7 +699,7 @@ def demo_cmd(
     """The offline demo study (what `make demo` runs): partitions of tiny-gpt2 and MiniLM over
     time and temperature with energy per token, and the digits MLP on three devices. Writes a
     run directory with results.csv, manifest.json, plots and report.md (resumable with --out)."""
-    from analogsim.demo import run_demo
+    from analogsim.studies.demo import run_demo
 
     kw = {"models": ("tiny-gpt2",), "times": (1.0, 86400.0, 365.25 * 86400.0)} if quick else {}
     path = run_demo(out, seeds=seeds, progress=not no_progress, console=console, **kw)
@@ -708,7 +714,7 @@ def plot_cmd(
 ) -> None:
     """Redraw the plots of a run directory from its results.csv (e.g. after editing the CSV)."""
     from analogsim.errors import ConfigError
-    from analogsim.report.redraw import redraw
+    from analogsim.studies.redraw import redraw
 
     if not (run_dir / "manifest.json").is_file() or not (run_dir / "results.csv").is_file():
         raise ConfigError(
@@ -728,7 +734,7 @@ def bench_cmd(
     ] = False,
 ) -> None:
     """Speed and memory ratios (analog vs digital, analogsim vs aihwkit), measured in one run."""
-    from analogsim.bench import run_benchmarks
+    from analogsim.bench.run import run_benchmarks
 
     path = run_benchmarks(out, quick=quick, console=console)
     console.print(f"run directory: {path}")

@@ -1,7 +1,7 @@
 """``analogsim generate`` and ``analogsim stream``: models running while the chip ages.
 
-Thin commands over :func:`analogsim.clock.generate.run_generate` and
-:func:`analogsim.clock.stream.run_stream`; registered on the main app by
+Thin commands over :func:`analogsim.studies.generate.run_generate` and
+:func:`analogsim.studies.stream.run_stream`; registered on the main app by
 :func:`register`.
 """
 
@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
         manifest.json and plots. The seed study (sigma rising over the tokens) is
         `--noise gaussian --schedule linear:0:0.02` (digital model unless --mapping).
         """
-        from analogsim.clock.generate import run_generate
+        from analogsim.studies.generate import run_generate
 
         show = not quiet and not json_out
         res = run_generate(
@@ -328,7 +328,7 @@ def register(app: typer.Typer) -> None:
         Input i is classified with the chip at START_AGE + i * INPUT_TIME; writes trace.csv
         (rolling accuracy over deployment time), results.csv, manifest.json and plots.
         """
-        from analogsim.clock.stream import run_stream
+        from analogsim.studies.stream import run_stream
 
         res = run_stream(
             model,

@@ -1,7 +1,7 @@
 """``analogsim train`` and ``analogsim robustness``: noise-aware training and its test.
 
 Thin commands over :func:`analogsim.train.train` and
-:func:`analogsim.train.robustness.robustness`; registered on the main app by
+:func:`analogsim.studies.robustness.robustness`; registered on the main app by
 :func:`register`.
 """
 
@@ -293,14 +293,14 @@ def register(app: typer.Typer) -> None:
         Noise is really on at inference (the converted chip in eval mode).
         """
         from analogsim.report.rundir import RunDir
-        from analogsim.train.checkpoint import read_sidecar
-        from analogsim.train.robustness import (
+        from analogsim.studies.robustness import (
             ROB_COLUMNS,
             ROB_KEYS,
             json_rows,
             robustness,
             write_plots,
         )
+        from analogsim.train.checkpoint import read_sidecar
         from analogsim.units import parse_range, parse_temperatures, parse_times
 
         tlist, temps = parse_times(times), parse_temperatures(temperature)

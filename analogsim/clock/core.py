@@ -256,7 +256,7 @@ class WeightNoise:
     step, it is continuous and goes down when the schedule goes down (not the
     accumulate-fresh-increments mistake of REFERENCES.md).
 
-    Digital model (``analog=False``): the parameters of :func:`analogsim.sweep.select_targets`
+    Digital model (``analog=False``): the parameters of :func:`analogsim.studies.sweep.select_targets`
     (weights and biases of the chosen roles; tied embeddings only with
     ``include_embeddings``) are set to ``original + sigma xi`` in place, one pass per sigma
     change, and :meth:`restore` copies the originals back bit for bit.
@@ -273,7 +273,7 @@ class WeightNoise:
         seed: run seed; each layer draws from ``derive_seed(seed, "schedule", name)``.
         relative: sigma relative to each layer's weight std.
         roles: roles to perturb (default all but embeddings).
-        include_embeddings, include_bias: as in :func:`analogsim.sweep.select_targets`.
+        include_embeddings, include_bias: as in :func:`analogsim.studies.sweep.select_targets`.
         noise_params: extra parameters of the distribution (``df`` of student-t).
     """
 
@@ -332,7 +332,7 @@ class WeightNoise:
 
     def _init_digital(self, model, dist, params, roles, include_embeddings, include_bias) -> None:
         from analogsim.mapping.roles import model_roles
-        from analogsim.sweep import select_targets
+        from analogsim.studies.sweep import select_targets
 
         info = model_roles(model).by_name()
         for t in select_targets(

@@ -114,7 +114,7 @@ def save_checkpoint(
 
     from analogsim.models._cache import atomic_dir
     from analogsim.report.rundir import _jsonable, git_revision, versions
-    from analogsim.study import cards_of
+    from analogsim.studies.evaluate import cards_of
 
     folder = Path(folder)
     arch = None

@@ -80,7 +80,7 @@ position, so per-position output noise would not be distribution-equivalent.
 Speed
 -----
 A training step with the surrogate costs 1.2x (tiny-gpt2) to 1.4x (three 1024-wide layers)
-a plain step (``analogsim.train.bench``). What makes it so: one device draw per
+a plain step (``analogsim.bench.training``). What makes it so: one device draw per
 ``resample_every`` steps; the surrogate tables built once; normals for output noise and
 weight-side draws read from a reused pool (:class:`NoiseSource`; ``fresh_noise=True``
 for fresh ones); the noise-variance product in bfloat16 for layers of at least

@@ -225,7 +225,7 @@ def load_base(
 
 def digital_score(loaded: LoadedModel) -> tuple[str, float]:
     """``(metric name, value)`` of the digital model on its held-out data."""
-    from analogsim.study import quality_metric
+    from analogsim.studies.evaluate import quality_metric
 
     q = quality_metric(loaded)
     with torch.no_grad():
@@ -312,7 +312,7 @@ def train(
     from analogsim.models._cache import seeded_global_rng
     from analogsim.progress import progress_bar
     from analogsim.report.rundir import RunDir
-    from analogsim.study import cards_of
+    from analogsim.studies.evaluate import cards_of
     from analogsim.train.checkpoint import load_checkpoint, save_checkpoint
     from analogsim.train.data import classifier_batches, lm_batches
     from analogsim.train.plots import plot_learned_sigma, plot_training

@@ -487,7 +487,7 @@ def test_compare_unknown_mapping_fails_before_any_work(cli, tmp_path):
 
 # ---------------------------------------------------------------------------- demo
 def _partition_section(root: Path) -> dict:
-    from analogsim.demo import PARTITIONS
+    from analogsim.studies.demo import PARTITIONS
 
     times = (1.0, YEAR)
     summary = []
@@ -522,7 +522,7 @@ def _partition_section(root: Path) -> dict:
 
 
 def test_demo_report_from_hand_made_sections():
-    from analogsim.demo import _report
+    from analogsim.studies.demo import _report
 
     devices = {
         "kind": "devices",
@@ -556,7 +556,7 @@ def test_demo_report_from_hand_made_sections():
 
 
 def test_demo_write_combined(tmp_path):
-    from analogsim.demo import _write_combined
+    from analogsim.studies.demo import _write_combined
 
     rows = [{"study": "a", "value": math.inf, "extra": 1}, {"study": "b", "metric": "m"}]
     _write_combined(tmp_path / "results.csv", rows, ["study", "metric", "value"])
@@ -569,7 +569,7 @@ def test_demo_write_combined(tmp_path):
 
 def test_run_demo_devices_only(tmp_path):
     """The device study of the demo on digits-mlp (no transformer: that needs tiny-gpt2)."""
-    from analogsim.demo import DEMO_DEVICES, DEMO_TEMPERATURES, run_demo
+    from analogsim.studies.demo import DEMO_DEVICES, DEMO_TEMPERATURES, run_demo
 
     root = run_demo(tmp_path / "demo", models=(), times=(1.0,), seeds=1, progress=False)
     report = (root / "report.md").read_text()

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from analogsim.errors import ConfigError
+from analogsim.studies.robustness import robustness
 from analogsim.train import TrainConfig, load_checkpoint, train
-from analogsim.train.robustness import robustness
 from tests.train.conftest import fast_hwa
 from tests.train.test_data import _image_folder
 

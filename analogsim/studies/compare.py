@@ -1,8 +1,8 @@
 """Partition comparison: quality over time and temperature, plus a cost estimate, per mapping.
 
 ``analogsim compare MODEL --mappings A B C --times ... --temperature ...`` evaluates each
-partition with :func:`analogsim.study.evaluate` and prices it with
-:func:`analogsim.report.cost.estimate_cost`. What-if sweeps of a chip or device
+partition with :func:`analogsim.studies.evaluate.evaluate` and prices it with
+:func:`analogsim.cost.estimate.estimate_cost`. What-if sweeps of a chip or device
 parameter use the same machinery: ``--vary adc_bits=4,6,8`` (any tile setting;
 ``tile_rows`` / ``tile_cols`` are aliases of ``rows`` / ``cols``) or
 ``--vary pcm.drift_scale=0.5,1,2`` (``<card>.<section>_<key>`` or
@@ -156,8 +156,8 @@ def run_compare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Quality and cost of each partition (and varied value). Returns rows, summary, costs."""
-    from analogsim.report.cost import attention_macs_per_token, estimate_cost, load_costs
-    from analogsim.study import evaluate, summarize
+    from analogsim.cost.estimate import attention_macs_per_token, estimate_cost, load_costs
+    from analogsim.studies.evaluate import evaluate, summarize
 
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
     table = load_costs(costs)

@@ -12,19 +12,18 @@ import torch
 from torch import nn
 
 from analogsim.clock.core import Clock
-from analogsim.clock.generate import (
+from analogsim.errors import ConfigError
+from analogsim.mapping.convert import convert
+from analogsim.models import LoadedModel
+from analogsim.studies.generate import (
     TokenRecorder,
     digital_scores,
     generate_with_clock,
     parse_fault_rates,
     run_generate,
 )
-from analogsim.clock.trace import detect_cliff, read_csv, trace_columns
-from analogsim.errors import ConfigError
-from analogsim.mapping.convert import convert
-from analogsim.models import LoadedModel
-
-from .conftest import loaded, mapping, tiny_gpt2
+from analogsim.studies.trace import detect_cliff, read_csv, trace_columns
+from tests.clock.conftest import loaded, mapping, tiny_gpt2
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -302,7 +301,7 @@ def _classifier() -> LoadedModel:
 
 
 def test_stream_accuracy_over_deployment_time(tmp_path):
-    from analogsim.clock.stream import run_stream
+    from analogsim.studies.stream import run_stream
 
     lm = _classifier()
     res = run_stream(
@@ -481,8 +480,8 @@ def test_cli_stream(monkeypatch, capsys, tmp_path):
 
 
 def test_generation_bench_rows_have_the_bench_format():
-    from analogsim.bench import BENCH_COLUMNS
-    from analogsim.clock.bench import run_generation_bench
+    from analogsim.bench.clock import run_generation_bench
+    from analogsim.bench.run import BENCH_COLUMNS
 
     rows = run_generation_bench(tokens=4, rounds=1, model=tiny_gpt2(), name="tiny")
     assert len(rows) == 6

@@ -477,13 +477,13 @@ def _extra_benches(
     done = done or set()
     out = []
     try:
-        from analogsim.clock.bench import run_generation_bench
+        from analogsim.bench.clock import run_generation_bench
     except ImportError:
         run_generation_bench = None
     if run_generation_bench is not None and not any(e == "clock" for _, e in done):
         out.append(run_generation_bench(quick=quick))
     try:
-        from analogsim.train.bench import bench_training_step
+        from analogsim.bench.training import bench_training_step
     except ImportError:
         bench_training_step = None
     if bench_training_step is not None and not any(r == "train-step" for r, _ in done):

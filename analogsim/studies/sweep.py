@@ -163,7 +163,7 @@ def crossing(
 
 
 def _metrics(loaded: LoadedModel, prompts: Sequence[str], max_tokens: int):
-    from analogsim.study import quality_metric
+    from analogsim.studies.evaluate import quality_metric
 
     q = quality_metric(loaded, max_tokens=max_tokens)
     funcs = {q.name: q.score}

@@ -15,7 +15,7 @@ from analogsim.mapping.rules import load_mapping, mapping_from_dict
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
 from analogsim.report.rundir import RunDir
-from analogsim.study import (
+from analogsim.studies.evaluate import (
     EVAL_COLUMNS,
     EVAL_KEYS,
     Quality,
@@ -260,7 +260,7 @@ def test_evaluate_state_sampled_once(tiny_lm):
 
 
 def test_evaluate_resume_after_interrupt(tiny_lm, tmp_path, monkeypatch):
-    import analogsim.study as study
+    import analogsim.studies.evaluate as study
 
     times, temps, seeds = (1.0, HOUR, YEAR), (300.0,), 2
     fresh = evaluate(tiny_lm, "all_analog", None, times, temps, seeds, progress=False)

@@ -1,4 +1,4 @@
-"""Tests for analogsim.train.robustness: noise on at inference, A*, AUC, resume."""
+"""Tests for analogsim.studies.robustness: noise on at inference, A*, AUC, resume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from analogsim.report.rundir import RunDir
-from analogsim.train.robustness import (
+from analogsim.studies.robustness import (
     ROB_COLUMNS,
     ROB_KEYS,
     auc_linear,

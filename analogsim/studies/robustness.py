@@ -2,9 +2,9 @@
 
 The public learnable-noise study's robustness curve was flat because its evaluation ran
 in eval mode, where its noise was switched off. Here every point is measured on a
-converted, programmed chip (:func:`analogsim.study.evaluate`: programming noise, drift,
+converted, programmed chip (:func:`analogsim.studies.evaluate.evaluate`: programming noise, drift,
 read noise, temperature, the tile's IO - all active in eval mode, as deployed), and on the
-digital model under seeded statistical weight noise (:func:`analogsim.sweep.run_sweep`),
+digital model under seeded statistical weight noise (:func:`analogsim.studies.sweep.run_sweep`),
 over several seeds with mean and spread.
 
 Summaries
@@ -179,8 +179,8 @@ def robustness(
         ``{"rows", "summary", "digital", "metric", "higher_is_better", "reference",
         "labels"}`` with ``summary`` the JSON rows described in the module docstring.
     """
-    from analogsim.study import evaluate, quality_metric
-    from analogsim.sweep import run_sweep
+    from analogsim.studies.evaluate import evaluate, quality_metric
+    from analogsim.studies.sweep import run_sweep
     from analogsim.train.checkpoint import load_checkpoint
 
     if not checkpoints:

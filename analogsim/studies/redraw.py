@@ -22,7 +22,7 @@ def redraw(run_dir: str | Path) -> list[Path]:
         raise ConfigError("results.csv has no rows", file=root / "results.csv")
     out: list[Path] = []
     if command in ("eval", "compare"):
-        from analogsim.study import summarize
+        from analogsim.studies.evaluate import summarize
 
         by = (
             ("mapping", "vary", "time_s", "temperature_K", "metric")
@@ -62,7 +62,7 @@ def redraw(run_dir: str | Path) -> list[Path]:
                 )
             )
     elif command == "sweep":
-        from analogsim.sweep import summarize_sweep
+        from analogsim.studies.sweep import summarize_sweep
 
         summary = summarize_sweep(rows)
         baseline = manifest.get("baseline", {})

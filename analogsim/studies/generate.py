@@ -35,7 +35,9 @@ from torch import Tensor, nn
 from analogsim.clock.core import DEFAULT_TOLERANCE, Clock, StepState, WeightNoise
 from analogsim.clock.profiles import Profile, parse_profile
 from analogsim.clock.schedules import Schedule, parse_schedule
-from analogsim.clock.trace import (
+from analogsim.devices.rng import derive_seed
+from analogsim.errors import ConfigError
+from analogsim.studies.trace import (
     CUSUM_H_NATS,
     CUSUM_K_NATS,
     detect_cliff,
@@ -43,8 +45,6 @@ from analogsim.clock.trace import (
     trace_columns,
     write_csv,
 )
-from analogsim.devices.rng import derive_seed
-from analogsim.errors import ConfigError
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -689,7 +689,7 @@ def run_generate(
     cards: dict[str, Any] = {}
     if mapping is not None or device is not None:
         from analogsim.mapping.rules import load_mapping
-        from analogsim.study import cards_of
+        from analogsim.studies.evaluate import cards_of
 
         m = load_mapping(mapping if mapping is not None else "all_analog")
         mapping_name = m.name
@@ -849,7 +849,7 @@ def _stdout_streamer(tokenizer: Any) -> Any:
 
 def _resumed(run: Any, name: str, plots: bool) -> dict[str, Any]:
     """A finished run directory: redraw the plots from trace.csv, nothing recomputed."""
-    from analogsim.clock.trace import read_csv
+    from analogsim.studies.trace import read_csv
 
     rows = read_csv(run.path / "trace.csv")
     man = run.manifest

@@ -1,4 +1,4 @@
-"""Tests for analogsim.report.cost: cost table, operation counts, energy, area, latency.
+"""Tests for analogsim.cost.estimate: cost table, operation counts, energy, area, latency.
 
 Expected energies are computed here by hand from the layer sizes and the cost table's
 values (or from the published numbers directly), never by calling the code under test.
@@ -19,9 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from analogsim.errors import ConfigError
-from analogsim.mapping.rules import mapping_from_dict, resolve_plan
-from analogsim.report.cost import (
+from analogsim.cost.estimate import (
     BREAKDOWN_KEYS,
     ENTRIES,
     CostTable,
@@ -32,6 +30,8 @@ from analogsim.report.cost import (
     kv_cache_bytes_per_token,
     load_costs,
 )
+from analogsim.errors import ConfigError
+from analogsim.mapping.rules import mapping_from_dict, resolve_plan
 
 pJ = 1e-12
 

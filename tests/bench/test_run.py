@@ -2,7 +2,7 @@
 
 import math
 
-from analogsim.bench import peak_memory_rows
+from analogsim.bench.run import peak_memory_rows
 
 
 def test_peak_memory_rows_measure_a_fresh_process() -> None:

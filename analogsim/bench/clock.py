@@ -101,8 +101,8 @@ def run_generation_bench(
 
 def _bench(quick, tokens, rounds, model, name, console) -> list[dict[str, Any]]:
     from analogsim.clock.core import Clock
-    from analogsim.clock.generate import generate_with_clock, generation_config
     from analogsim.mapping.convert import convert
+    from analogsim.studies.generate import generate_with_clock, generation_config
 
     if model is None:
         model, name = bench_model()

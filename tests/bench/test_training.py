@@ -1,9 +1,9 @@
-"""Tests for analogsim.train.bench: the training-step benchmark rows."""
+"""Tests for analogsim.bench.training: the training-step benchmark rows."""
 
 from __future__ import annotations
 
-from analogsim.bench import BENCH_COLUMNS
-from analogsim.train.bench import bench_training_step
+from analogsim.bench.run import BENCH_COLUMNS
+from analogsim.bench.training import bench_training_step
 
 
 def test_bench_rows_have_the_make_bench_columns() -> None:

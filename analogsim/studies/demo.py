@@ -44,13 +44,13 @@ def run_demo(
     times: tuple[float, ...] = DEMO_TIMES,
 ) -> Path:
     """Run the demo study; returns the demo directory."""
-    from analogsim.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
     from analogsim.mapping.rules import load_mapping
     from analogsim.report.plots import (
         plot_metric_vs_time,
         plot_quality_vs_energy,
     )
-    from analogsim.study import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
+    from analogsim.studies.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
+    from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
 
     root = Path(out) if out is not None else default_out("demo")
     root.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,7 @@ def bench_training_step(
     (``ratio = median_ms / digital_ms``, the plain step; the plain row has ratio 1).
     ``resample_every`` overrides the hwa default (a device draw every k steps).
     """
-    from analogsim.bench import interleaved
+    from analogsim.bench.run import interleaved
     from analogsim.train.hwa import HWAConfig
 
     k = resample_every if resample_every is not None else HWAConfig().resample_every

@@ -9,7 +9,13 @@ import warnings
 import pytest
 import torch
 
-from analogsim.compare import (
+from analogsim.cost.estimate import estimate_cost
+from analogsim.devices.card import card_dict
+from analogsim.errors import ConfigError
+from analogsim.mapping.rules import load_mapping, resolve_plan
+from analogsim.models.digits import load_digits_mlp
+from analogsim.report.rundir import RunDir
+from analogsim.studies.compare import (
     COMPARE_COLUMNS,
     COMPARE_KEYS,
     Vary,
@@ -18,12 +24,6 @@ from analogsim.compare import (
     run_compare,
     variants,
 )
-from analogsim.devices.card import card_dict
-from analogsim.errors import ConfigError
-from analogsim.mapping.rules import load_mapping, resolve_plan
-from analogsim.models.digits import load_digits_mlp
-from analogsim.report.cost import estimate_cost
-from analogsim.report.rundir import RunDir
 from tests.metrics.conftest import make_gpt2
 
 pytestmark = pytest.mark.filterwarnings("ignore:mapping 'all_digital' places no layer analog")

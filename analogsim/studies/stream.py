@@ -23,18 +23,18 @@ from typing import Any
 import torch
 
 from analogsim.clock.core import DEFAULT_TOLERANCE
-from analogsim.clock.generate import (
+from analogsim.clock.profiles import Profile, parse_profile
+from analogsim.clock.schedules import Schedule, parse_schedule
+from analogsim.devices.rng import derive_seed
+from analogsim.errors import ConfigError
+from analogsim.studies.generate import (
     RESULT_COLUMNS,
     RESULT_KEYS,
     build_clock,
     build_model,
     parse_fault_rates,
 )
-from analogsim.clock.profiles import Profile, parse_profile
-from analogsim.clock.schedules import Schedule, parse_schedule
-from analogsim.clock.trace import plot_stream_trace, rolling_mean, write_csv
-from analogsim.devices.rng import derive_seed
-from analogsim.errors import ConfigError
+from analogsim.studies.trace import plot_stream_trace, rolling_mean, write_csv
 
 __all__ = ["STREAM_BASE_COLUMNS", "run_stream", "stream_columns"]
 
@@ -99,7 +99,7 @@ def run_stream(
         temperature: temperature profile over deployment time.
         mapping, device, fault_rate, device_overrides, tolerance, recalibrate_every,
         time_cache: as
-            for :func:`analogsim.clock.generate.run_generate`.
+            for :func:`analogsim.studies.generate.run_generate`.
         seed: programs the chip (and the shuffle and noise draws).
         inputs: stream length (default: the test set once).
         shuffle: permute the test set (seeded) instead of its order.
@@ -171,7 +171,7 @@ def run_stream(
     cards: dict[str, Any] = {}
     if mapping is not None or device is not None:
         from analogsim.mapping.rules import load_mapping
-        from analogsim.study import cards_of
+        from analogsim.studies.evaluate import cards_of
 
         m = load_mapping(mapping if mapping is not None else "all_analog")
         mapping_name, cards, mapping = m.name, cards_of(m, device), m
@@ -198,7 +198,7 @@ def run_stream(
     net = loaded.model
     with RunDir(out, "stream", config, RESULT_COLUMNS, RESULT_KEYS, cards=cards) as run:
         if run.done(**point, metric="inputs") and (run.path / "trace.csv").exists():
-            from analogsim.clock.trace import read_csv
+            from analogsim.studies.trace import read_csv
 
             rows = read_csv(run.path / "trace.csv")
             metrics = run.manifest.get("metrics", {})

@@ -12,11 +12,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-import analogsim.sweep as sweep_mod
+import analogsim.studies.sweep as sweep_mod
 from analogsim.errors import ConfigError
 from analogsim.models import LoadedModel
 from analogsim.report.rundir import RunDir
-from analogsim.sweep import (
+from analogsim.studies.sweep import (
     SWEEP_COLUMNS,
     SWEEP_KEYS,
     crossing,

@@ -1,0 +1,1 @@
+"""analogsim.bench: benchmarks measured as ratios within one run (``make bench``)."""

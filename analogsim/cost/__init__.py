@@ -1,0 +1,1 @@
+"""analogsim.cost: energy, latency and area of a placement plan (docs/cost.md)."""
