@@ -533,7 +533,7 @@ class Clock:
         on_step: Callable[[StepState], None] | None = None,
         time_cache: bool = True,
     ) -> None:
-        from analogsim.mapping.convert import AnalogModel
+        from analogsim.mapping.analog_model import AnalogModel
 
         self.step_time_s = _positive_time(step_time_s, "token_time")
         self.start_age_s = _time(start_age_s, "start_age")

@@ -20,7 +20,8 @@ from torch import nn
 
 from analogsim.devices import DeviceModel, load_device
 from analogsim.devices.card import card_dict
-from analogsim.mapping.convert import AnalogModel, convert
+from analogsim.mapping.analog_model import AnalogModel
+from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import Mapping, load_mapping
 from analogsim.models import LoadedModel, load_model
 from analogsim.progress import progress_bar

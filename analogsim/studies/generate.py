@@ -218,7 +218,7 @@ class GenerationResult:
 
 
 def _hf_model(model: nn.Module) -> nn.Module:
-    from analogsim.mapping.convert import AnalogModel
+    from analogsim.mapping.analog_model import AnalogModel
 
     return model.model if isinstance(model, AnalogModel) else model
 

@@ -1112,7 +1112,7 @@ class HWAEmbedding(nn.Module):
 # ---------------------------------------------------------------------------- install
 def analog_layers(model: nn.Module) -> Iterator[tuple[str, AnalogLayer]]:
     """``(name, layer)`` of every :class:`AnalogLayer` in ``model`` (not embedding shims)."""
-    from analogsim.mapping.convert import AnalogEmbedding
+    from analogsim.tiles.embedding import AnalogEmbedding
 
     inner = {id(m._layer) for m in model.modules() if isinstance(m, AnalogEmbedding)}
     for name, mod in model.named_modules():
@@ -1130,7 +1130,9 @@ def install_hwa(model: nn.Module, config: HWAConfig | None = None, seed: int = 0
     ``model`` is the ``.model`` of an :class:`~analogsim.mapping.convert.AnalogModel` (or
     the AnalogModel itself). :func:`unwrap` gives the trained digital model back.
     """
-    from analogsim.mapping.convert import AnalogEmbedding, DigitalQuantized, set_submodule
+    from analogsim.mapping.analog_model import set_submodule
+    from analogsim.mapping.convert import DigitalQuantized
+    from analogsim.tiles.embedding import AnalogEmbedding
 
     root = getattr(model, "model", model)
     ctx = HWAContext(config or HWAConfig(), seed)
@@ -1160,7 +1162,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     produced (AnalogLayer, AnalogEmbedding, DigitalQuantized, QATLayer, HWAEmbedding, the
     learned-noise layers); the parameters are the trained masters, not copies.
     """
-    from analogsim.mapping.convert import AnalogEmbedding, DigitalQuantized, set_submodule
+    from analogsim.mapping.analog_model import set_submodule
+    from analogsim.mapping.convert import DigitalQuantized
+    from analogsim.tiles.embedding import AnalogEmbedding
 
     root = getattr(model, "model", model)
     kinds = (AnalogLayer, AnalogEmbedding, DigitalQuantized, *WRAPPERS)

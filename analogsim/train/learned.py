@@ -210,7 +210,9 @@ def install_learned_noise(
     quantization awareness) and analog embedding tables without noise (a lookup is not an
     MVM); :func:`analogsim.train.hwa.unwrap` gives the model back.
     """
-    from analogsim.mapping.convert import AnalogEmbedding, DigitalQuantized, set_submodule
+    from analogsim.mapping.analog_model import set_submodule
+    from analogsim.mapping.convert import DigitalQuantized
+    from analogsim.tiles.embedding import AnalogEmbedding
     from analogsim.train.hwa import analog_layers
 
     root = getattr(model, "model", model)

@@ -581,7 +581,7 @@ class _digital_view:
         self.saved: list[tuple[str, nn.Module]] = []
 
     def __enter__(self) -> nn.Module:
-        from analogsim.mapping.convert import set_submodule
+        from analogsim.mapping.analog_model import set_submodule
         from analogsim.tiles.layer import AnalogLayer
         from analogsim.train.hwa import WRAPPERS
 
@@ -595,7 +595,7 @@ class _digital_view:
         return self.net
 
     def __exit__(self, *exc: Any) -> None:
-        from analogsim.mapping.convert import set_submodule
+        from analogsim.mapping.analog_model import set_submodule
 
         for name, mod in self.saved:
             set_submodule(self.net, name, mod)

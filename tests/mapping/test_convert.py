@@ -12,8 +12,10 @@ from torch import nn
 
 from analogsim.devices import load_device
 from analogsim.devices.quant import quantize_weight
-from analogsim.mapping.convert import AnalogEmbedding, AnalogModel, DigitalQuantized, convert
+from analogsim.mapping.analog_model import AnalogModel
+from analogsim.mapping.convert import DigitalQuantized, convert
 from analogsim.mapping.rules import mapping_from_dict
+from analogsim.tiles.embedding import AnalogEmbedding
 from analogsim.tiles.layer import AnalogLayer
 from tests.conftest import make_mlp
 
