@@ -20,63 +20,13 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from analogsim.errors import ConfigError
-
-_PKG_ROOT = Path(__file__).resolve().parents[2]
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages that decide the numbers."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    from importlib import metadata
-
-    for pkg in ("analogsim", "torch", "transformers", "numpy", "scipy", "simpy", "aihwkit"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def git_revision() -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool}`` of the analogsim checkout, or None outside git."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=_PKG_ROOT, capture_output=True, text=True, timeout=5
-        )
-        if sha.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_PKG_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, str | int | float | bool) or x is None:
-        return x
-    return repr(x)
+from analogsim.provenance import git_revision, jsonable, versions
 
 
 def default_out(command: str, root: str | Path = "runs") -> Path:
@@ -108,7 +58,7 @@ class RunDir:
         self.path = Path(path) if path is not None else default_out(command)
         self.path.mkdir(parents=True, exist_ok=True)
         self.command = command
-        self.config = _jsonable(config)
+        self.config = jsonable(config)
         self.columns = list(columns)
         self.key_columns = list(key_columns)
         self.results_path = self.path / "results.csv"
@@ -132,7 +82,7 @@ class RunDir:
                 "config": self.config,
                 "versions": versions(),
                 "git": git_revision(),
-                "device_cards": _jsonable(cards or {}),
+                "device_cards": jsonable(cards or {}),
                 "created": _dt.datetime.now().isoformat(timespec="seconds"),
             }
         if self.results_path.exists():
@@ -182,12 +132,12 @@ class RunDir:
     # ------------------------------------------------------------------ manifest
     def _write_manifest(self) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_jsonable(self.manifest), indent=2) + "\n")
+        tmp.write_text(json.dumps(jsonable(self.manifest), indent=2) + "\n")
         tmp.replace(self.manifest_path)
 
     def note(self, **items: Any) -> None:
         """Add facts to the manifest (timings, summaries) and save it."""
-        self.manifest.update(_jsonable(items))
+        self.manifest.update(jsonable(items))
         self._write_manifest()
 
     def finish(self, status: str = "complete") -> None:
