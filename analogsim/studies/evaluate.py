@@ -12,7 +12,6 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from analogsim.mapping.analog_model import AnalogModel
 from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import Mapping, load_mapping
 from analogsim.models import LoadedModel, load_model
+from analogsim.models.quality import quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
 
@@ -82,67 +82,6 @@ def device_datasheet(
                     }
                 )
     return rows
-
-
-# ---------------------------------------------------------------------------- quality
-@dataclass
-class Quality:
-    """How a model kind is scored: ``name``, direction and the scoring function."""
-
-    name: str
-    higher_is_better: bool
-    score: Callable[[nn.Module], float]
-
-
-def quality_metric(loaded: LoadedModel, *, max_tokens: int = 4096) -> Quality:
-    """The default quality metric of a loaded model.
-
-    classifier: test accuracy; causal-lm: held-out perplexity (sliding window, first
-    ``max_tokens`` held-out tokens); encoder: mean cosine of sentence embeddings to the
-    digital model's.
-    """
-    from analogsim.metrics.classification import accuracy
-    from analogsim.metrics.embedding import embedding_cosine, encode
-    from analogsim.metrics.language import perplexity
-
-    if loaded.kind == "classifier":
-        x, y = loaded.data["x_test"], loaded.data["y_test"]
-        return Quality("accuracy", True, lambda m: accuracy(m, x, y))
-    if loaded.kind == "causal-lm":
-        ids = _heldout_ids(loaded)[:max_tokens]
-        n_ctx = _context(loaded.model)
-        max_len = min(n_ctx, 256)
-        return Quality(
-            "perplexity",
-            False,
-            lambda m: perplexity(m, ids, max_length=max_len, stride=max_len // 2),
-        )
-    if loaded.kind == "encoder":
-        sentences = list(loaded.data)
-        ref = encode(loaded.model, loaded.tokenizer, sentences)
-        return Quality(
-            "embedding_cosine",
-            True,
-            lambda m: embedding_cosine(m, ref, loaded.tokenizer, sentences),
-        )
-    raise ValueError(f"unknown model kind {loaded.kind!r}")
-
-
-def _heldout_ids(loaded: LoadedModel) -> torch.Tensor:
-    data = loaded.data
-    if isinstance(data, dict) and "heldout_ids" in data:
-        return data["heldout_ids"]
-    text = data["heldout_text"] if isinstance(data, dict) else str(data)
-    return loaded.tokenizer(text, return_tensors="pt")["input_ids"][0]
-
-
-def _context(model: nn.Module) -> int:
-    cfg = getattr(model, "config", None)
-    for key in ("n_positions", "max_position_embeddings"):
-        v = getattr(cfg, key, None)
-        if isinstance(v, int) and v > 0:
-            return v
-    return 1024
 
 
 # ---------------------------------------------------------------------------- eval
@@ -271,10 +210,8 @@ __all__ = [
     "EVAL_COLUMNS",
     "EVAL_KEYS",
     "AnalogModel",
-    "Quality",
     "cards_of",
     "device_datasheet",
     "evaluate",
-    "quality_metric",
     "summarize",
 ]

@@ -14,19 +14,18 @@ from analogsim.errors import ConfigError
 from analogsim.mapping.rules import load_mapping, mapping_from_dict
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
+from analogsim.models.quality import Quality, quality_metric
 from analogsim.report.rundir import RunDir
 from analogsim.studies.evaluate import (
     EVAL_COLUMNS,
     EVAL_KEYS,
-    Quality,
     cards_of,
     device_datasheet,
     evaluate,
-    quality_metric,
     summarize,
 )
 from tests.devices._stats import Z, folded_normal_mgf
-from tests.metrics.conftest import ConstantLogits, make_gpt2
+from tests.metrics.conftest import make_gpt2
 
 pytestmark = pytest.mark.filterwarnings("ignore:mapping 'all_digital' places no layer analog")
 
@@ -143,47 +142,6 @@ def test_datasheet_seeded():
 def test_datasheet_rejects_levels_outside_unit_interval(g):
     with pytest.raises(ConfigError, match=r"relative level must be in \[0, 1\]"):
         device_datasheet("pcm", (g,), (1.0,), samples=100)
-
-
-# ---------------------------------------------------------------------------- quality
-def test_quality_metric_classifier_is_accuracy(digits):
-    q = quality_metric(digits)
-    assert (q.name, q.higher_is_better) == ("accuracy", True)
-    x, y = digits.data.x_test, digits.data.y_test
-    with torch.no_grad():
-        expected = (digits.model(x).argmax(dim=1) == y).double().mean().item()
-    assert q.score(digits.model) == pytest.approx(expected, abs=1e-12)
-
-
-def test_quality_metric_perplexity_of_uniform_model_is_vocab_size():
-    vocab = 37
-    ids = torch.arange(200) % vocab
-    lm = LoadedModel(
-        "const", "causal-lm", ConstantLogits(torch.zeros(vocab)), None, {"heldout_ids": ids}
-    )
-    q = quality_metric(lm)
-    assert (q.name, q.higher_is_better) == ("perplexity", False)
-    assert q.score(lm.model) == pytest.approx(vocab, rel=1e-6)  # float32 logits
-
-
-def test_quality_metric_perplexity_closed_form_and_max_tokens():
-    """Constant logits: PPL = exp(-mean log softmax(row)[x_i]) over tokens 1..N-1."""
-    row = torch.tensor([2.0, 0.0, -1.0, 0.5])
-    ids = torch.tensor([0, 1, 2, 3, 0, 0, 1, 3] * 10)
-    lm = LoadedModel("const", "causal-lm", ConstantLogits(row), None, {"heldout_ids": ids})
-    logp = torch.log_softmax(row.double(), 0)
-
-    def ppl(n: int) -> float:
-        return math.exp(-float(logp[ids[1:n]].mean()))
-
-    assert quality_metric(lm).score(lm.model) == pytest.approx(ppl(len(ids)), rel=1e-6)
-    assert quality_metric(lm, max_tokens=8).score(lm.model) == pytest.approx(ppl(8), rel=1e-6)
-
-
-def test_quality_metric_unknown_kind():
-    lm = LoadedModel("x", "regressor", torch.nn.Linear(2, 2), None, None)
-    with pytest.raises(ValueError, match="unknown model kind"):
-        quality_metric(lm)
 
 
 # ---------------------------------------------------------------------------- evaluate
