@@ -35,13 +35,20 @@ from __future__ import annotations
 
 import math
 import statistics
+import tomllib
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from analogsim.errors import ConfigError
+from analogsim.mapping.rules import load_mapping, mapping_from_dict, mapping_paths
 from analogsim.models.base import LoadedModel
+from analogsim.models.quality import quality_metric
+from analogsim.report.train_plots import plot_robustness_sigma, plot_robustness_time
+from analogsim.studies.evaluate import evaluate
+from analogsim.studies.sweep import run_sweep
+from analogsim.train.checkpoint import load_checkpoint
 
 YEAR_S = 365.25 * 86400.0
 ROB_COLUMNS = [
@@ -100,10 +107,6 @@ def _mean_trapezoid(xs: list[float], ys: list[float]) -> float:
 def mapping_from_sidecar(meta: dict[str, Any]) -> Any:
     """The mapping a checkpoint was trained for: the shipped one of that name if its text
     is the recorded one, else the recorded file if it still exists, else the recorded text."""
-    import tomllib
-
-    from analogsim.mapping.rules import mapping_from_dict, mapping_paths
-
     rec = meta.get("mapping") or {}
     name, path, text = rec.get("name"), rec.get("path"), rec.get("toml")
     shipped = mapping_paths()
@@ -179,10 +182,6 @@ def robustness(
         ``{"rows", "summary", "digital", "metric", "higher_is_better", "reference",
         "labels"}`` with ``summary`` the JSON rows described in the module docstring.
     """
-    from analogsim.studies.evaluate import evaluate, quality_metric
-    from analogsim.studies.sweep import run_sweep
-    from analogsim.train.checkpoint import load_checkpoint
-
     if not checkpoints:
         raise ConfigError("no checkpoints to compare", key="checkpoints")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -327,8 +326,6 @@ def robustness(
         classifier=models[0][2].kind == "classifier",
     )
     out["labels"] = [label for label, _, _ in models]
-    from analogsim.mapping.rules import load_mapping
-
     out["mapping"] = load_mapping(mapping).name
     out["device"] = device
     out["rows"] = rows
@@ -529,8 +526,6 @@ def json_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_plots(result: dict[str, Any], folder: str | Path, title: str = "") -> list[Path]:
     """Metric and A* against time, metric against sigma, into ``folder``."""
-    from analogsim.train.plots import plot_robustness_sigma, plot_robustness_time
-
     folder = Path(folder)
     metric = result["metric"]
     log_y = metric == "perplexity"

@@ -29,10 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_model, save_model
 from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from analogsim.errors import ConfigError
+from analogsim.mapping.rules import load_mapping
+from analogsim.models._cache import atomic_dir
 from analogsim.models.base import LoadedModel
+from analogsim.models.digits import make_digits_mlp
+from analogsim.progress import quiet_transformers
+from analogsim.provenance import git_revision, jsonable, versions
+from analogsim.train.data import classification_data, text_data
 
 FORMAT = "analogsim-checkpoint"
 FORMAT_VERSION = 1
@@ -68,15 +76,11 @@ def mlp_architecture(model: nn.Module) -> dict[str, Any] | None:
 
 def build_mlp(sizes: list[int]) -> nn.Sequential:
     """The MLP of an ``mlp`` architecture record (weights to be loaded)."""
-    from analogsim.models.digits import make_digits_mlp
-
     return make_digits_mlp(tuple(sizes[1:-1]), n_in=sizes[0], n_out=sizes[-1])
 
 
 def mapping_record(mapping: Any) -> dict[str, Any]:
     """Name, path and full text of a mapping (its TOML file, or the dict it came from)."""
-    from analogsim.mapping.rules import load_mapping
-
     m = load_mapping(mapping)
     text = None
     if m.path is not None and Path(m.path).is_file():
@@ -98,6 +102,7 @@ def save_checkpoint(
     method: str,
     mapping: Any,
     device: str | None,
+    device_cards: dict[str, Any],
     seed: int,
     tokenizer: Any = None,
     metrics: dict[str, Any] | None = None,
@@ -108,20 +113,14 @@ def save_checkpoint(
     """Write ``model`` (a digital torch / HF model) and its sidecar to ``folder``.
 
     Written to a temporary folder and renamed into place, so an interrupted save never
-    leaves a checkpoint that looks complete. Returns the folder.
+    leaves a checkpoint that looks complete. ``device_cards``: the contents of the device
+    cards the mapping uses (``analogsim.studies.evaluate.cards_of``), recorded in the
+    sidecar. Returns the folder.
     """
-    from safetensors.torch import save_model
-
-    from analogsim.models._cache import atomic_dir
-    from analogsim.report.rundir import _jsonable, git_revision, versions
-    from analogsim.studies.evaluate import cards_of
-
     folder = Path(folder)
     arch = None
     with atomic_dir(folder) as tmp:
         if is_hf(model):
-            from analogsim.progress import quiet_transformers
-
             with quiet_transformers():
                 model.save_pretrained(tmp)
                 if tokenizer is not None:
@@ -131,8 +130,6 @@ def save_checkpoint(
             arch = mlp_architecture(model)
             save_model(model, str(tmp / WEIGHTS))  # shared tensors stored once
             family = "torch"
-        from analogsim.mapping.rules import load_mapping
-
         m = load_mapping(mapping)
         sidecar = {
             "format": FORMAT,
@@ -145,7 +142,7 @@ def save_checkpoint(
             "seed": seed,
             "mapping": mapping_record(m),
             "device": device,
-            "device_cards": cards_of(m, device),
+            "device_cards": device_cards,
             "metrics": metrics or {},
             "train": train or {},
             "data": data or {},
@@ -154,7 +151,7 @@ def save_checkpoint(
             "created": _dt.datetime.now().isoformat(timespec="seconds"),
             **(extra or {}),
         }
-        (tmp / SIDECAR).write_text(json.dumps(_jsonable(sidecar), indent=2) + "\n")
+        (tmp / SIDECAR).write_text(json.dumps(jsonable(sidecar), indent=2) + "\n")
     return folder
 
 
@@ -185,25 +182,16 @@ def load_checkpoint(
     is not recorded (anything but an MLP). The evaluation data are rebuilt from the
     recorded source (digits, image folder, tiny-gpt2 corpus or text file).
     """
-    from safetensors.torch import load_model
-
     folder = Path(folder)
     meta = read_sidecar(folder)
     tokenizer = None
     if meta["family"] == "hf":
-        from analogsim.progress import quiet_transformers
-
         with quiet_transformers():
-            if meta["kind"] == "causal-lm":
-                from transformers import AutoModelForCausalLM as Auto
-            else:
-                from transformers import AutoModel as Auto
+            Auto = AutoModelForCausalLM if meta["kind"] == "causal-lm" else AutoModel
             net = Auto.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
             if (folder / "tokenizer_config.json").is_file() or (
                 folder / "tokenizer.json"
             ).is_file():
-                from transformers import AutoTokenizer
-
                 tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     else:
         if model is not None:
@@ -228,8 +216,6 @@ def load_checkpoint(
 
 
 def _data_for(meta: dict[str, Any], tokenizer: Any) -> Any:
-    from analogsim.train.data import classification_data, text_data
-
     src = (meta.get("data") or {}).get("source")
     if meta["kind"] == "classifier":
         size = (meta.get("data") or {}).get("image_size")

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sklearn.model_selection import train_test_split
 from torch import Tensor
+from torchvision import datasets, transforms
 
 from analogsim.errors import ConfigError
+from analogsim.models.digits import digits_data
+from analogsim.models.tiny_gpt2 import encode_text, pydoc_corpus
 
 
 @dataclass
@@ -72,8 +76,6 @@ class TextData:
 # ---------------------------------------------------------------------------- classifiers
 def digits() -> ClassificationData:
     """scikit-learn's digits with the split of the built-in ``digits-mlp``."""
-    from analogsim.models import digits_data
-
     d = digits_data()
     return ClassificationData(
         d.x_train, d.y_train, d.x_test, d.y_test, [str(i) for i in range(10)], "digits"
@@ -93,8 +95,6 @@ def image_folder(
         raise ConfigError(
             "dataset folder not found", key="data", value=str(path), allowed="a folder"
         )
-    from torchvision import datasets, transforms
-
     steps: list[Any] = []
     if image_size is not None:
         steps.append(transforms.Resize(image_size))
@@ -136,8 +136,6 @@ def image_folder(
                 value=(classes, classes_te),
             )
     else:
-        from sklearn.model_selection import train_test_split
-
         x, y, classes = load(root)
         idx = torch.arange(len(y)).numpy()
         tr, te = train_test_split(
@@ -188,9 +186,6 @@ def text_data(
     heldout_fraction: float = 0.1,
 ) -> TextData:
     """Token ids from a text file, or from the tiny-gpt2 corpus when ``text_file`` is None."""
-    from analogsim.models import pydoc_corpus
-    from analogsim.models.tiny_gpt2 import encode_text
-
     if tokenizer is None:
         raise ConfigError(
             "a language model needs its tokenizer to read text",

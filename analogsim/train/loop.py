@@ -1,9 +1,14 @@
-"""``analogsim.train.train``: plain, hardware-aware or learned-noise training, one API.
+"""The training loop: plain, hardware-aware or learned-noise training, one API, no files.
 
->>> from analogsim.train import train
->>> res = train("digits-mlp", "all_analog", "pcm", method="hwa", epochs=20, seed=0,
-...             out="runs/hwa-digits")                                   # doctest: +SKIP
->>> res.checkpoint                                  # runs/hwa-digits/checkpoint
+>>> from analogsim.train import TrainConfig, fit, load_base
+>>> base, _ = load_base("digits-mlp")                                  # doctest: +SKIP
+>>> res = fit(base, load_mapping("all_analog").with_device("pcm"),
+...           TrainConfig(method="hwa", epochs=20))                     # doctest: +SKIP
+
+The training *run* (run directory, checkpoint, plots, resume) is
+:func:`analogsim.studies.train.train`; this module only trains and reports back through
+callbacks (``on_row`` for each logged row, ``on_noise`` for learned-noise snapshots,
+``on_interrupt`` with the weights trained so far on Ctrl-C).
 
 Methods
 -------
@@ -13,26 +18,22 @@ Methods
   quantized layers train with a straight-through quantizer; weights are clipped to
   ``+-clip_sigma std(W)`` after every step.
 * ``learned-noise``: learnable Gaussian weight noise on the analog-placed layers
-  (:mod:`analogsim.train.learned`); its sigmas are logged to ``noise_log.csv``.
+  (:mod:`analogsim.train.learned`); its sigmas are reported to ``on_noise``.
 
 All three start from the same weights (the built-in model's, a Hugging Face model's, or
 an analogsim checkpoint's; ``from_scratch`` re-initialises an MLP) and see the same
 batches for the same seed, so their comparison isolates the method.
 
-The run directory holds ``results.csv`` (``step, epoch, metric, value``: training loss
-every ``log_every`` steps and the digital held-out metric each epoch),
-``noise_log.csv`` (learned noise), ``manifest.json``, plots, and ``checkpoint/`` (see
-:mod:`analogsim.train.checkpoint`). Re-running a finished run with the same ``out`` loads
-its checkpoint instead of training again; an interrupted run trains again (training is
-deterministic for a seed, so the rows it had written are reproduced, not duplicated).
+The logged rows are ``step, epoch, metric, value``: training loss every ``log_every``
+steps and the digital held-out metric each epoch. Training is deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,26 @@ from torch import nn
 
 from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
+from analogsim.mapping.convert import convert
+from analogsim.mapping.rules import Mapping
+from analogsim.metrics import accuracy
+from analogsim.metrics._util import context_length
+from analogsim.models import load_model
+from analogsim.models._cache import seeded_global_rng
 from analogsim.models.base import LoadedModel
-from analogsim.train.hwa import HWAConfig, clip_weights, install_hwa, unwrap
+from analogsim.models.digits import make_digits_mlp
+from analogsim.models.quality import quality_metric
+from analogsim.progress import progress_bar
+from analogsim.tiles.kinds import set_submodule
+from analogsim.tiles.layer import AnalogLayer
+from analogsim.train.checkpoint import SIDECAR, load_checkpoint
+from analogsim.train.data import classification_data, classifier_batches, lm_batches, text_data
+from analogsim.train.hwa import WRAPPERS, HWAConfig, clip_weights, install_hwa, unwrap
 from analogsim.train.learned import LearnedNoiseConfig, install_learned_noise
 
 METHODS = ("plain", "hwa", "learned-noise")
-TRAIN_COLUMNS = ["step", "epoch", "metric", "value"]
-TRAIN_KEYS = ["step", "metric"]
 NOISE_COLUMNS = ["step", "layer", "sigma_mean", "sigma_min", "sigma_max", "log_var_mean"]
+"""Columns of a learned-noise snapshot row (``on_noise``)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns."""
+    """What :func:`fit` (and the run, :func:`analogsim.studies.train.train`) returns.
+
+    ``checkpoint`` and ``run_dir`` are ``None`` unless a run wrote them; ``extra`` holds
+    what the checkpoint sidecar records beside the metrics (the learned noise).
+    """
 
     loaded: LoadedModel  # the trained digital model with its data and tokenizer
     checkpoint: Path | None
@@ -137,6 +154,7 @@ class TrainResult:
     noise_log: list[dict[str, Any]]
     config: TrainConfig
     seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model(self) -> nn.Module:
@@ -145,8 +163,6 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------- helpers
 def _is_checkpoint(name: str) -> bool:
-    from analogsim.train.checkpoint import SIDECAR
-
     p = Path(name)
     return p.is_dir() and (p / SIDECAR).is_file()
 
@@ -166,10 +182,6 @@ def load_base(
     ``loaded.data`` holds the training data (a :class:`ClassificationData`, or the causal-LM
     dict with ``train_ids``); the record says how to rebuild it.
     """
-    from analogsim.models import load_model
-    from analogsim.train.checkpoint import load_checkpoint
-    from analogsim.train.data import classification_data, text_data
-
     if isinstance(model, LoadedModel):
         base = model
     elif _is_checkpoint(model):
@@ -192,8 +204,6 @@ def load_base(
             and last[0].out_features == cdata.n_classes
         )
         if from_scratch or not fits:
-            from analogsim.models.digits import make_digits_mlp
-
             hidden = [m.out_features for m in net.modules() if isinstance(m, nn.Linear)][:-1]
             gen = torch.Generator().manual_seed(derive_seed(seed, "init"))
             net = make_digits_mlp(
@@ -225,8 +235,6 @@ def load_base(
 
 def digital_score(loaded: LoadedModel) -> tuple[str, float]:
     """``(metric name, value)`` of the digital model on its held-out data."""
-    from analogsim.studies.evaluate import quality_metric
-
     q = quality_metric(loaded)
     with torch.no_grad():
         return q.name, float(q.score(loaded.model))
@@ -240,134 +248,36 @@ def _loss(model: nn.Module, kind: str, xb: torch.Tensor, yb: torch.Tensor) -> to
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
 
 
-class _NoiseLog:
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = []
-        self._fh = None
-        if path is not None:
-            self._fh = path.open("w", newline="")
-            self._w = csv.DictWriter(self._fh, fieldnames=NOISE_COLUMNS)
-            self._w.writeheader()
-
-    def add(self, step: int, snap: dict[str, dict[str, float]]) -> None:
-        for layer, v in snap.items():
-            row = {"step": step, "layer": layer, **v}
-            self.rows.append(row)
-            if self._fh is not None:
-                self._w.writerow(row)
-        if self._fh is not None:
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
-# ---------------------------------------------------------------------------- train
-def train(
-    model: str | LoadedModel = "digits-mlp",
-    mapping: Any = "all_analog",
-    device: str | None = None,
-    method: str = "hwa",
+# ---------------------------------------------------------------------------- fit
+def fit(
+    base: LoadedModel,
+    mapping: Mapping,
+    config: TrainConfig,
     *,
-    epochs: int | None = None,
-    steps: int | None = None,
-    lr: float | None = None,
-    batch_size: int | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    data: str | Path | None = None,
-    text: str | Path | None = None,
-    image_size: int | None = None,
-    from_scratch: bool = False,
-    dropout: float | None = None,
-    hwa: HWAConfig | None = None,
-    learned: LearnedNoiseConfig | None = None,
-    config: TrainConfig | None = None,
-    save: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_noise: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_interrupt: Callable[[nn.Module, int, float], None] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``model`` for deployment on ``mapping`` / ``device`` with ``method``.
+    """Train ``base`` (from :func:`load_base`) for deployment on ``mapping`` (a mapping
+    with its device applied) with ``config.method``; nothing is written.
 
     Args:
-        model: ``digits-mlp``, ``tiny-gpt2``, a Hugging Face name / folder, an analogsim
-            checkpoint folder, or a :class:`LoadedModel`.
-        mapping: mapping name, path or :class:`Mapping` (which layers are analog).
-        device: device card for every analog placement (overrides the mapping's).
-        method: ``plain``, ``hwa`` or ``learned-noise``.
-        epochs, steps, lr, batch_size, seed: see :class:`TrainConfig` (``steps`` overrides
-            ``epochs`` for language models).
-        out: run directory (``None``: ``runs/<timestamp>-train``); ``save=False`` writes
-            nothing at all.
-        data: classifier data (``"digits"`` or an image-folder path).
-        text: a UTF-8 text file for language models (default: the tiny-gpt2 corpus).
-        image_size: resize images of an image folder to this size.
-        from_scratch: re-initialise an MLP instead of fine-tuning it.
-        dropout: the models' dropout probability during training (``None``: its own).
-        hwa, learned: method settings; ``config`` gives everything at once.
-    """
-    from analogsim.mapping.convert import convert
-    from analogsim.mapping.rules import load_mapping
-    from analogsim.models._cache import seeded_global_rng
-    from analogsim.progress import progress_bar
-    from analogsim.report.rundir import RunDir
-    from analogsim.studies.evaluate import cards_of
-    from analogsim.train.checkpoint import load_checkpoint, save_checkpoint
-    from analogsim.train.data import classifier_batches, lm_batches
-    from analogsim.train.plots import plot_learned_sigma, plot_training
+        base: the starting model with its training data (``load_base``); not modified.
+        mapping: which layers are analog, and on which device.
+        config: the training settings (kind defaults are filled in).
+        on_row: called with each logged row ``{step, epoch, metric, value}`` as it is made.
+        on_noise: called with each learned-noise snapshot (rows of :data:`NOISE_COLUMNS`).
+        on_interrupt: called on Ctrl-C with the digital model trained so far, the steps
+            done and the loss EMA, before the ``KeyboardInterrupt`` goes on.
+        progress: show a progress bar.
 
+    Returns:
+        A :class:`TrainResult` (``checkpoint`` and ``run_dir`` are ``None``).
+    """
     t_start = time.perf_counter()
-    cfg = config or TrainConfig(
-        method=method,
-        epochs=epochs,
-        steps=steps,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        from_scratch=from_scratch,
-        dropout=dropout,
-        hwa=hwa or HWAConfig(),
-        learned=learned or LearnedNoiseConfig(),
-    )
-    m = load_mapping(mapping).with_device(device)
-    base, data_record = load_base(
-        model,
-        data=data,
-        text=text,
-        image_size=image_size,
-        from_scratch=cfg.from_scratch,
-        seed=cfg.seed,
-        progress=progress,
-    )
-    cfg = cfg.resolved(base.kind)
+    cfg = config.resolved(base.kind)
     model_name = base.name
-    run_config = {
-        "model": model_name if isinstance(model, LoadedModel) else str(model),
-        "mapping": m.name,
-        "mapping_path": str(m.path or ""),
-        "device": device,
-        "data": data_record,
-        "train": cfg.as_dict(),
-    }
-    run = None
-    if save:
-        run = RunDir(out, "train", run_config, TRAIN_COLUMNS, TRAIN_KEYS, cards=cards_of(m, device))
-        ck = run.path / "checkpoint"
-        if run.manifest.get("status_final") == "complete" and (ck / "analogsim.json").is_file():
-            loaded = load_checkpoint(ck)
-            run.finish("complete")
-            side = loaded.info["sidecar"]
-            return TrainResult(
-                loaded,
-                ck,
-                run.path,
-                side.get("metrics", {}),
-                list(run.rows),
-                [],
-                cfg,
-                time.perf_counter() - t_start,
-            )
 
     # --------------------------------------------------------------- model per method
     start_metric = digital_score(base)
@@ -376,13 +286,13 @@ def train(
     if cfg.method == "plain":
         net = copy.deepcopy(base.model)
     else:
-        am = convert(base.model, m)
+        am = convert(base.model, mapping)
         net = am.model
         if not any(p.placement == "analog" for p in am.plan.layers):
             raise ConfigError(
                 f"method {cfg.method} needs analog-placed layers; the mapping places none",
                 key="mapping",
-                value=m.name,
+                value=mapping.name,
             )
         if cfg.method == "hwa":
             ctx = install_hwa(net, cfg.hwa, seed=cfg.seed)
@@ -402,29 +312,32 @@ def train(
         per_epoch = math.ceil(xd.shape[0] / cfg.batch_size)
         total = cfg.epochs * per_epoch
     else:
-        from analogsim.metrics._util import context_length
-
         ids = base.data["train_ids"]
         block = min(cfg.block_size, context_length(base.model))
         per_epoch = max(1, math.ceil(ids.numel() / (cfg.batch_size * block)))
         total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     history: list[dict[str, Any]] = []
+    noise_rows: list[dict[str, Any]] = []
 
     def log(step: int, epoch: int, metric: str, value: float) -> None:
         row = {"step": step, "epoch": epoch, "metric": metric, "value": value}
         history.append(row)
-        if run is not None and not run.done(step=step, metric=metric):
-            run.write([row])
+        if on_row is not None:
+            on_row(row)
 
-    noise_log = _NoiseLog(
-        run.path / "noise_log.csv" if run is not None and noise is not None else None
-    )
+    def log_noise(step: int) -> None:
+        assert noise is not None
+        rows = [{"step": step, "layer": layer, **v} for layer, v in noise.snapshot().items()]
+        noise_rows.extend(rows)
+        if on_noise is not None:
+            on_noise(rows)
+
     metric_name = start_metric[0]
     log(0, 0, f"digital_{metric_name}", start_metric[1])
     if noise is not None:
-        noise_log.add(0, noise.snapshot())
+        log_noise(0)
 
-    def batches():
+    def batches() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         if base.kind == "classifier":
             for ep in range(cfg.epochs):
                 for xb, yb in classifier_batches(xd, yd, cfg.batch_size, gen):
@@ -432,23 +345,6 @@ def train(
         else:
             for i, (xb, yb) in enumerate(lm_batches(ids, cfg.batch_size, block, total, gen)):
                 yield i // per_epoch, xb, yb
-
-    def save(model: nn.Module, folder: Path, metrics: dict[str, Any], extra: dict) -> Path:
-        return save_checkpoint(
-            model,
-            folder,
-            name=model_name,
-            kind=base.kind,
-            method=cfg.method,
-            mapping=m,
-            device=device,
-            seed=cfg.seed,
-            tokenizer=base.tokenizer,
-            metrics=metrics,
-            train=cfg.as_dict(),
-            data=data_record,
-            extra=extra,
-        )
 
     step = 0
     ema = float("nan")
@@ -483,25 +379,15 @@ def train(
                 if step % cfg.log_every == 0 or step == total:
                     log(step, ep, "loss", ema)
                     if noise is not None:
-                        noise_log.add(step, noise.snapshot())
+                        log_noise(step)
                 advance(1, f"loss {ema:.3f}")
             train_seconds = time.perf_counter() - t_train
             digital = unwrap(net).eval()
     except KeyboardInterrupt:
-        if run is not None:
-            # keep the weights trained so far: a checkpoint beside the run, which stays
-            # unfinished (running again with the same --out trains from the start)
-            save(
-                unwrap(net).eval(),
-                run.path / "checkpoint-interrupted",
-                {"steps": step, "final_loss_ema": ema, "interrupted": True},
-                {},
-            )
-            run.note(interrupted_after_steps=step)
-            run.finish("interrupted")
+        if on_interrupt is not None:
+            on_interrupt(unwrap(net).eval(), step, ema)
         raise
     finally:
-        noise_log.close()
         for mod, p in saved_p:
             mod.p = p
     trained = LoadedModel(
@@ -520,31 +406,16 @@ def train(
     extra: dict[str, Any] = {}
     if noise is not None:
         extra["learned_noise"] = noise.snapshot()
-    checkpoint = None
-    if run is not None:
-        checkpoint = save(digital, run.path / "checkpoint", metrics, extra)
-        plot_training(
-            history, run.path / "training.png", title=f"{model_name}: {cfg.method} training"
-        )
-        if noise_log.rows:
-            plot_learned_sigma(
-                noise_log.rows,
-                run.path / "learned_sigma.png",
-                title=f"{model_name}: learned noise ({cfg.learned.reward} reward)",
-            )
-        run.note(metrics=metrics, status_final="complete", **extra)
-        run.finish("complete")
-    if base.kind == "classifier":
-        trained.data = base.data
     return TrainResult(
         trained,
-        checkpoint,
-        None if run is None else run.path,
+        None,
+        None,
         metrics,
         history,
-        noise_log.rows,
+        noise_rows,
         cfg,
         time.perf_counter() - t_start,
+        extra,
     )
 
 
@@ -566,8 +437,6 @@ def _epoch_end(
     """Digital held-out accuracy at the end of a classifier epoch (cheap)."""
     if base.kind != "classifier":
         return
-    from analogsim.metrics import accuracy
-
     with _digital_view(net) as digital:
         acc = accuracy(digital, base.data.x_test, base.data.y_test)
     log(step, epoch, f"digital_{metric_name}", acc)
@@ -581,10 +450,6 @@ class _digital_view:
         self.saved: list[tuple[str, nn.Module]] = []
 
     def __enter__(self) -> nn.Module:
-        from analogsim.mapping.analog_model import set_submodule
-        from analogsim.tiles.layer import AnalogLayer
-        from analogsim.train.hwa import WRAPPERS
-
         for name, mod in list(self.net.named_modules()):
             if name and isinstance(mod, (AnalogLayer, *WRAPPERS)) and not name.endswith("_shim"):
                 if any(name.startswith(s + ".") for s, _ in self.saved):
@@ -595,11 +460,17 @@ class _digital_view:
         return self.net
 
     def __exit__(self, *exc: Any) -> None:
-        from analogsim.mapping.analog_model import set_submodule
-
         for name, mod in self.saved:
             set_submodule(self.net, name, mod)
         self.net.train()
 
 
-__all__ = ["METHODS", "TrainConfig", "TrainResult", "digital_score", "load_base", "train"]
+__all__ = [
+    "METHODS",
+    "NOISE_COLUMNS",
+    "TrainConfig",
+    "TrainResult",
+    "digital_score",
+    "fit",
+    "load_base",
+]

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
 
+from analogsim.mapping.rules import load_mapping
+from analogsim.models.tiny_gpt2 import train_tokenizer
+from analogsim.progress import quiet_transformers
+from analogsim.studies.train import train
+from analogsim.train import TrainConfig, fit, load_base
 from analogsim.train.hwa import HWAConfig
 
 # small surrogate tables and a coarse time grid keep table building in milliseconds
@@ -35,9 +41,7 @@ def mlp(sizes: tuple[int, ...] = (12, 24, 5), seed: int = 0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def tiny_gpt2(seed: int = 0, vocab: int = 300):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
+def tiny_gpt2(seed: int = 0, vocab: int = 300) -> GPT2LMHeadModel:
     cfg = GPT2Config(
         vocab_size=vocab,
         n_positions=64,
@@ -59,9 +63,6 @@ def tiny_gpt2(seed: int = 0, vocab: int = 300):
 @pytest.fixture(scope="session")
 def tiny_gpt2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-initialised GPT-2 with a 300-entry byte-level BPE, saved HF-style."""
-    from analogsim.models.tiny_gpt2 import train_tokenizer
-    from analogsim.progress import quiet_transformers
-
     folder = tmp_path_factory.mktemp("tiny-gpt2-hf")
     text = "The quick brown fox jumps over the lazy dog.\n" * 50
     tok = train_tokenizer(text, 300, model_max_length=64)
@@ -81,10 +82,21 @@ def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def digits_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One-epoch runs of each method on digits-mlp (seconds): ``{method: TrainResult}``."""
-    from analogsim.train import train
+def digits_fits() -> dict:
+    """One-epoch trainings of each method on digits-mlp (seconds), nothing written:
+    ``{method: TrainResult}``."""
+    base, _ = load_base("digits-mlp", progress=False)
+    m = load_mapping("all_analog").with_device("pcm")
+    return {
+        meth: fit(base, m, TrainConfig(method=meth, epochs=1, hwa=fast_hwa()), progress=False)
+        for meth in ("plain", "hwa", "learned-noise")
+    }
 
+
+@pytest.fixture(scope="session")
+def digits_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One-epoch runs of each method on digits-mlp (seconds), each with its run directory
+    and checkpoint: ``{method: TrainResult}``."""
     root = tmp_path_factory.mktemp("digits-runs")
     out = {}
     for meth in ("plain", "hwa", "learned-noise"):

@@ -12,6 +12,8 @@ from torch import nn
 from analogsim.devices import card_dict, load_device
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
+from analogsim.mapping.rules import load_mapping
+from analogsim.mapping.rules import cards_of
 from analogsim.train.checkpoint import (
     SIDECAR,
     WEIGHTS,
@@ -31,6 +33,7 @@ def _save(model: nn.Module, folder, **kw):
         method="hwa",
         mapping="all_analog",
         device="pcm",
+        device_cards=cards_of(load_mapping("all_analog"), "pcm"),
         seed=3,
         metrics={"digital_accuracy": 0.97},
         data={"source": "digits"},

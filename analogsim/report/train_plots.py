@@ -1,4 +1,7 @@
-"""Plots of training runs and robustness comparisons, drawn from saved rows (CSV)."""
+"""Plots of training runs and robustness comparisons, drawn from saved rows (CSV).
+
+Drawing only; files are written with :func:`analogsim.report.plots.save_figure`.
+"""
 
 from __future__ import annotations
 
