@@ -14,7 +14,9 @@ Regimes:
 
 from __future__ import annotations
 
-import statistics
+import copy
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.table import Table
 from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from analogsim.bench.clock import run_generation_bench
+from analogsim.bench.timing import interleaved
+from analogsim.bench.training import bench_training_step
+from analogsim.mapping.convert import convert
+from analogsim.mapping.rules import mapping_from_dict
+from analogsim.models import load_model
+from analogsim.report.rundir import RunDir
+from analogsim.tiles.layer import free_shared_workspace, shared_workspace_bytes
 
 REGIMES = ("state", "io", "io+read")
 BENCH_COLUMNS = ["case", "regime", "engine", "median_ms", "digital_ms", "ratio", "note"]
@@ -50,22 +63,6 @@ def _tile_settings(regime: str) -> dict[str, Any]:
         read_noise=0.0175,
         drift_compensation="global",
     )
-
-
-def interleaved(
-    fns: dict[str, Callable[[], Any]], rounds: int = 7, warmup: int = 2
-) -> dict[str, float]:
-    """Median seconds of each function, timed round-robin."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 @dataclass
@@ -96,16 +93,12 @@ def wide_mlp_case(width: int = 4096, layers: int = 3, batch: int = 256) -> Case:
 
 
 def digits_case(batch: int = 256) -> Case:
-    from analogsim.models import load_model
-
     lm = load_model("digits-mlp", progress=False)
     x = lm.data["x_test"][:batch]
     return Case(f"digits-mlp, batch {batch}", lm.model.eval(), (x,))
 
 
 def tiny_gpt2_case(batch: int = 8, seq: int = 128) -> Case:
-    from analogsim.models import load_model
-
     lm = load_model("tiny-gpt2", progress=False)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, lm.model.config.vocab_size, (batch, seq), generator=g)
@@ -119,8 +112,6 @@ def tiny_gpt2_case(batch: int = 8, seq: int = 128) -> Case:
 
 
 def minilm_case(batch: int = 64, seq: int = 64) -> Case:
-    from analogsim.models import load_model
-
     lm = load_model("minilm", progress=False)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, lm.model.config.vocab_size, (batch, seq), generator=g)
@@ -135,10 +126,6 @@ def minilm_case(batch: int = 64, seq: int = 64) -> Case:
 
 def convert_program_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any]]:
     """Seconds to convert and to program a GPT-2-small-sized model (random init)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from analogsim.mapping.convert import convert
-
     torch.manual_seed(0)
     model = GPT2LMHeadModel(
         GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=max(1, n_embd // 64))
@@ -223,9 +210,6 @@ def peak_memory_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any
     Each runs in a fresh subprocess (so peaks do not mix): build a random GPT-2, convert it
     in place (all_analog) and program it, one forward of 64 tokens; peak RSS (``VmHWM``).
     """
-    import subprocess
-    import sys
-
     peaks = {}
     for kind in ("digital", "analog"):
         res = subprocess.run(
@@ -270,8 +254,6 @@ def peak_memory_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any
 
 
 def _mapping_for(regime: str, device: str = "pcm"):
-    from analogsim.mapping.rules import mapping_from_dict
-
     return mapping_from_dict(
         {
             "name": f"bench-{regime}",
@@ -288,7 +270,7 @@ def _mapping_for(regime: str, device: str = "pcm"):
 
 def aihwkit_model(model: nn.Module, regime: str, t_inference: float = 3600.0) -> nn.Module | None:
     """The same model through aihwkit's TorchInferenceRPUConfig, programmed and drifted."""
-    try:
+    try:  # lazy: aihwkit is an optional dev extra
         from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
         from aihwkit.nn.conversion import convert_to_analog
         from aihwkit.simulator.configs import TorchInferenceRPUConfig
@@ -311,8 +293,6 @@ def aihwkit_model(model: nn.Module, regime: str, t_inference: float = 3600.0) ->
         rpu.forward.out_noise = 0.04
         rpu.forward.noise_management = NoiseManagementType.ABS_MAX
         rpu.forward.bound_management = BoundManagementType.NONE
-    import copy
-
     am = convert_to_analog(copy.deepcopy(model), rpu).eval()
     am.program_analog_weights()
     am.drift_analog_weights(t_inference)
@@ -350,9 +330,6 @@ def run_case(
     case: Case, regimes: tuple[str, ...] = REGIMES, rounds: int = 7, with_aihwkit: bool = True
 ) -> list[dict[str, Any]]:
     """Time digital vs analogsim (and aihwkit) for each regime; memory ratios."""
-    from analogsim.mapping.convert import convert
-    from analogsim.tiles.layer import free_shared_workspace, shared_workspace_bytes
-
     rows: list[dict[str, Any]] = []
     digital_bytes = tensor_bytes(case.model)
     with torch.no_grad():
@@ -440,8 +417,6 @@ def run_benchmarks(
     out: str | Path | None = None, *, quick: bool = False, console: Any = None
 ) -> Path:
     """All benchmark cases; results.csv + manifest in a run directory; returns its path."""
-    from analogsim.report.rundir import RunDir
-
     cases: list[Callable[[], Case]] = [digits_case]
     cases.append((lambda: wide_mlp_case(1024, 3, 64)) if quick else wide_mlp_case)
     if not quick:
@@ -476,24 +451,14 @@ def _extra_benches(
     """Generation-with-clock and training-step benchmarks (skipped when ``done`` has them)."""
     done = done or set()
     out = []
-    try:
-        from analogsim.bench.clock import run_generation_bench
-    except ImportError:
-        run_generation_bench = None
-    if run_generation_bench is not None and not any(e == "clock" for _, e in done):
+    if not any(e == "clock" for _, e in done):
         out.append(run_generation_bench(quick=quick))
-    try:
-        from analogsim.bench.training import bench_training_step
-    except ImportError:
-        bench_training_step = None
-    if bench_training_step is not None and not any(r == "train-step" for r, _ in done):
+    if not any(r == "train-step" for r, _ in done):
         out.append(bench_training_step(quick=quick))
     return out
 
 
 def _print(rows: list[dict[str, Any]], console: Any) -> None:
-    from rich.table import Table
-
     table = Table(title=rows[0]["case"] if rows else "")
     for col in ("regime", "engine", "median ms", "digital ms", "ratio", "note"):
         table.add_column(col)

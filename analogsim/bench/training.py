@@ -19,6 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analogsim.bench.timing import interleaved
+from analogsim.errors import ConfigError
+from analogsim.mapping.convert import convert
+from analogsim.models import load_model
+from analogsim.train.hwa import HWAConfig, install_hwa
+from analogsim.train.learned import install_learned_noise
+
 CASES = ("digits-mlp", "tiny-gpt2", "wide-mlp")
 
 
@@ -30,10 +37,6 @@ def _step_fn(
     mapping: Any,
     **hwa_kw: Any,
 ) -> Callable[[], None]:
-    from analogsim.mapping.convert import convert
-    from analogsim.train.hwa import HWAConfig, install_hwa
-    from analogsim.train.learned import install_learned_noise
-
     model = copy.deepcopy(net)
     ctx = None
     noise = None
@@ -72,8 +75,6 @@ def _case(name: str, quick: bool) -> tuple[str, nn.Module, str, Callable[[], Any
     """(label, model, kind, batch function, mapping) of a benchmark case."""
     gen = torch.Generator().manual_seed(0)
     if name == "digits-mlp":
-        from analogsim.models import load_model
-
         lm = load_model("digits-mlp", progress=False)
         x, y = lm.data.x_train, lm.data.y_train
         bs = 32
@@ -110,8 +111,6 @@ def _case(name: str, quick: bool) -> tuple[str, nn.Module, str, Callable[[], Any
             "all_analog",
         )
     if name == "tiny-gpt2":
-        from analogsim.models import load_model
-
         lm = load_model("tiny-gpt2", progress=False)
         ids = lm.data["train_ids"]
         b, t = (2, 64) if quick else (8, 128)
@@ -129,8 +128,6 @@ def _case(name: str, quick: bool) -> tuple[str, nn.Module, str, Callable[[], Any
             batch_g,
             "digital_attention_analog_mlp",
         )
-    from analogsim.errors import ConfigError
-
     raise ConfigError("unknown benchmark case", key="case", value=name, allowed=", ".join(CASES))
 
 
@@ -159,9 +156,6 @@ def bench_training_step(
     (``ratio = median_ms / digital_ms``, the plain step; the plain row has ratio 1).
     ``resample_every`` overrides the hwa default (a device draw every k steps).
     """
-    from analogsim.bench.run import interleaved
-    from analogsim.train.hwa import HWAConfig
-
     k = resample_every if resample_every is not None else HWAConfig().resample_every
     rows: list[dict[str, Any]] = []
     for name in cases:
