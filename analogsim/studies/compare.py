@@ -156,7 +156,9 @@ def run_compare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Quality and cost of each partition (and varied value). Returns rows, summary, costs."""
-    from analogsim.cost.estimate import attention_macs_per_token, estimate_cost, load_costs
+    from analogsim.cost.attention import attention_macs_per_token
+    from analogsim.cost.estimate import estimate_cost
+    from analogsim.cost.table import load_costs
     from analogsim.studies.evaluate import evaluate, summarize
 
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
