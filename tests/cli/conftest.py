@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from analogsim.cli import app
 from analogsim.models.digits import load_digits_mlp
+from tests.train.conftest import digits_runs  # noqa: F401  (trained checkpoints for test_train)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ENV = {"COLUMNS": "200", "TERMINAL_WIDTH": "200", "NO_COLOR": "1", "TERM": "dumb"}

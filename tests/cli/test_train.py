@@ -1,4 +1,4 @@
-"""Tests for the ``analogsim train`` and ``analogsim robustness`` commands."""
+"""Tests of ``analogsim train`` and ``analogsim robustness`` (``analogsim/cli/train.py``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""CLI smoke tests (``analogsim/cli/__init__.py``) on seconds-scale inputs, plus the demo's
-report writer (``analogsim/demo.py``).
-
-The typer app runs in-process with ``CliRunner``; ``main()`` (the console-script entry
-point that turns analogsim errors into one line and exit code 2) is tested separately,
-since the runner bypasses it.
+"""Tests of ``analogsim eval``, ``sweep``, ``compare`` and ``demo``
+(``analogsim/cli/studies.py``) on seconds-scale inputs, plus the demo's report writer
+(``analogsim/studies/demo.py``).
 """
 
 from __future__ import annotations
@@ -11,63 +8,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-from analogsim.cli import main
-from analogsim.devices import list_devices
 from analogsim.errors import ConfigError
-from tests.devices._stats import Z, folded_normal_mgf
 
 pytestmark = pytest.mark.filterwarnings("ignore:mapping 'all_digital' places no layer analog")
 
 HOUR = 3600.0
 YEAR = 365.25 * 86400.0
 DOCUMENTED = {"mapping", "time_s", "temperature_K", "metric", "mean", "std", "energy_per_token_J"}
-
-HELP = {
-    ("devices",): ["--json"],
-    ("device", "show"): [
-        "--g",
-        "--times",
-        "--temperature",
-        "--samples",
-        "--seed",
-        "--json",
-        "--plot",
-    ],
-    ("eval",): ["--mapping", "--device", "--times", "--temperature", "--seeds", "--out", "--json"],
-    ("roles",): ["--json"],
-    ("map",): ["--mapping", "--device", "--json"],
-    ("sweep",): [
-        "--noise",
-        "--sigma",
-        "--relative",
-        "--roles",
-        "--include-embeddings",
-        "--seeds",
-        "--threshold",
-        "--multiple",
-        "--out",
-        "--json",
-    ],
-    ("compare",): [
-        "--mappings",
-        "--device",
-        "--times",
-        "--temperature",
-        "--seeds",
-        "--vary",
-        "--precision",
-        "--weight-memory",
-        "--out",
-        "--json",
-    ],
-    ("demo",): ["--out", "--seeds", "--quick"],
-    ("bench",): ["--out", "--quick"],
-}
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -77,204 +28,6 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def _manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
-
-
-# ---------------------------------------------------------------------------- help
-@pytest.mark.parametrize("command", list(HELP), ids=" ".join)
-def test_help(cli, command):
-    res = cli(*command, "--help")
-    assert res.exit_code == 0, res.output
-    for option in HELP[command]:
-        assert option in res.output, option
-
-
-def test_top_level_help_lists_commands(cli):
-    res = cli("--help")
-    assert res.exit_code == 0
-    for name in ("devices", "device", "eval", "roles", "map", "sweep", "compare", "demo", "bench"):
-        assert name in res.output
-
-
-def test_version(cli):
-    from analogsim import __version__
-
-    res = cli("--version")
-    assert res.exit_code == 0 and __version__ in res.output
-
-
-# ---------------------------------------------------------------------------- devices
-def test_devices_table(cli):
-    res = cli("devices")
-    assert res.exit_code == 0
-    for name in list_devices():
-        assert name in res.output
-
-
-def test_devices_json(cli):
-    res = cli("devices", "--json")
-    assert res.exit_code == 0
-    rows = res.json()
-    assert [r["name"] for r in rows] == list_devices()
-    for r in rows:
-        assert {"technology", "g_min_uS", "g_max_uS", "drift", "temperature", "faults"} <= set(r)
-        assert r["g_min_uS"] < r["g_max_uS"]
-    by = {r["name"]: r for r in rows}
-    assert by["ideal"]["drift"] == "none" and by["pcm"]["drift"] != "none"
-
-
-def test_device_show_json_pcm(cli):
-    n = 20_000
-    res = cli(
-        "device",
-        "show",
-        "pcm",
-        "--g",
-        "1.0",
-        "--times",
-        "1h,1y",
-        "--temperature",
-        "300K,358K",
-        "--json",
-        "--samples",
-        n,
-    )
-    assert res.exit_code == 0, res.output
-    rows = res.json()
-    assert len(rows) == 4
-    for r in rows:
-        assert set(r) == {"g_rel", "time_s", "temperature_K", "mean", "std"}
-    by = {(r["time_s"], r["temperature_K"]): r for r in rows}
-    assert set(by) == {(HOUR, 300.0), (YEAR, 300.0), (HOUR, 358.0), (YEAR, 358.0)}
-    for t, published in ((HOUR, 0.775), (YEAR, 0.50)):
-        room, hot = by[(t, 300.0)], by[(t, 358.0)]
-        se = room["std"] / math.sqrt(n)
-        closed = folded_normal_mgf(math.log((t + 20.0) / 20.0), 0.049, 0.008)
-        assert abs(room["mean"] - closed) <= Z * se
-        assert abs(room["mean"] - published) <= 0.005 + Z * se  # published to 3 / 2 digits
-        assert room["mean"] - hot["mean"] > Z * math.hypot(room["std"], hot["std"]) / math.sqrt(n)
-
-
-def test_device_show_table_and_plot(cli, tmp_path):
-    plot = tmp_path / "sub" / "ds.png"
-    res = cli(
-        "device",
-        "show",
-        "ideal",
-        "--g",
-        "0.5,1",
-        "--times",
-        "1s,1d",
-        "--samples",
-        200,
-        "--plot",
-        plot,
-    )
-    assert res.exit_code == 0, res.output
-    assert "1.0000" in res.output and "1d" in res.output
-    assert plot.read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (("device", "show", "pcm", "--temperature", "hot"), ["temperature", "hot", "K or C"]),
-        (("device", "show", "nosuch"), ["unknown device", "nosuch", "pcm"]),
-        (("device", "show", "pcm", "--times", "1 fortnight"), ["not a time", "fortnight"]),
-        (("device", "show", "pcm", "--g", "1.5"), ["relative level", "1.5"]),
-    ],
-)
-def test_device_show_errors(cli, args, words):
-    res = cli(*args)
-    assert res.exit_code != 0
-    assert isinstance(res.exception, ConfigError)
-    for w in words:
-        assert w in str(res.exception)
-
-
-@pytest.mark.parametrize(
-    ("argv", "words"),
-    [
-        (["device", "show", "pcm", "--temperature", "hot"], ["error:", "temperature", "hot"]),
-        (["device", "show", "nosuch"], ["error:", "unknown device", "nosuch"]),
-        (["map", "digits-mlp", "--mapping", "nosuch"], ["error:", "unknown mapping", "nosuch"]),
-        (["compare", "digits-mlp", "--vary", "adc_bits"], ["error:", "KEY=V1,V2"]),
-    ],
-)
-def test_main_turns_errors_into_one_line_and_exit_2(monkeypatch, capsys, argv, words):
-    monkeypatch.setattr(sys, "argv", ["analogsim", *argv])
-    monkeypatch.setenv("COLUMNS", "400")
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 2
-    err = " ".join(capsys.readouterr().err.split())
-    for w in words:
-        assert w in err
-    assert "Traceback" not in err
-
-
-def test_main_usage_error_exits_nonzero(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["analogsim", "device", "show"])  # CARD missing
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 2
-    assert "Missing argument 'card'" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------------------- roles / map
-def test_roles_json(cli):
-    res = cli("roles", "digits-mlp", "--json")
-    assert res.exit_code == 0, res.output
-    data = res.json()
-    assert data["family"] == "torch"
-    assert [(x["name"], x["role"]) for x in data["layers"]] == [
-        ("0", "mlp"),
-        ("2", "mlp"),
-        ("4", "head"),
-    ]
-    assert [(x["in_features"], x["out_features"]) for x in data["layers"]] == [
-        (64, 128),
-        (128, 64),
-        (64, 10),
-    ]
-    assert data["unclassified"] == []
-
-
-def test_roles_table(cli):
-    res = cli("roles", "digits-mlp")
-    assert res.exit_code == 0
-    assert "head" in res.output and "mlp" in res.output
-
-
-def test_map_json_first_last_digital(cli):
-    res = cli("map", "digits-mlp", "--mapping", "first_last_digital", "--json")
-    assert res.exit_code == 0, res.output
-    data = res.json()
-    layers = data["layers"]
-    for layer in layers:
-        assert {"name", "role", "placement", "device", "tiles", "params", "rule"} <= set(layer)
-    assert [(x["name"], x["placement"]) for x in layers] == [
-        ("0", "digital"),
-        ("2", "analog"),
-        ("4", "digital"),
-    ]
-    assert [x["device"] for x in layers] == [None, "pcm", None]
-    assert [x["tiles"] for x in layers] == [0, 1, 0]
-    # Linear(64,128), Linear(128,64), Linear(64,10) with biases
-    params = [64 * 128 + 128, 128 * 64 + 64, 64 * 10 + 10]
-    assert [x["params"] for x in layers] == params
-    assert layers[1]["rule"] == "default"
-    assert "block" in layers[0]["rule"] and "block" in layers[2]["rule"]
-    t = data["totals"]
-    assert (t["layers"], t["analog_layers"], t["tiles"]) == (3, 1, 1)
-    assert t["params"] == sum(params)
-    assert t["analog_param_share"] == pytest.approx(params[1] / sum(params))
-    assert t["analog_mac_share"] == pytest.approx(128 * 64 / (64 * 128 + 128 * 64 + 64 * 10))
-
-
-def test_map_table_with_device(cli):
-    res = cli("map", "digits-mlp", "--mapping", "all_analog", "--device", "rram")
-    assert res.exit_code == 0, res.output
-    assert "rram" in res.output and "3/3 layers" in res.words()
 
 
 # ---------------------------------------------------------------------------- eval
@@ -584,20 +337,3 @@ def test_run_demo_devices_only(tmp_path):
     run_demo(root, models=(), times=(1.0,), seeds=1, progress=False)
     assert _manifest(root / "digits-devices")["resumed_points"] == len(rows)
     assert (root / "report.md").read_text() == report
-
-
-def test_own_warnings_print_one_line_once(capsys, monkeypatch):
-    """analogsim's warnings reach the user as one 'warning:' line, each text once per run;
-    other libraries' warnings keep Python's form."""
-    import analogsim.cli as cli
-    from analogsim.mapping import rules
-
-    monkeypatch.setattr(cli, "_shown", set())
-    seen = []
-    monkeypatch.setattr(cli, "_default_showwarning", lambda *a: seen.append(a[0]))
-    for _ in range(2):
-        cli._show_warning(UserWarning("places nothing analog"), UserWarning, rules.__file__, 1)
-    cli._show_warning(UserWarning("from elsewhere"), UserWarning, "/usr/lib/x.py", 1)
-    err = capsys.readouterr().err
-    assert err.count("warning: places nothing analog") == 1, err
-    assert [str(m) for m in seen] == ["from elsewhere"]

@@ -1,0 +1,26 @@
+"""``analogsim bench``: speed and memory ratios measured in one run (docs/benchmarks.md).
+
+The benchmark code (torch and above) is imported inside the command body so that
+``analogsim --help`` stays fast: the documented exception to imports at module top.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from analogsim.cli.options import ResumableOutOpt, console
+
+
+def bench_cmd(
+    out: ResumableOutOpt = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes and few rounds (a smoke run).")
+    ] = False,
+) -> None:
+    """Speed and memory ratios (analog vs digital, analogsim vs aihwkit), measured in one run."""
+    from analogsim.bench.run import run_benchmarks  # lazy: start-up time
+
+    path = run_benchmarks(out, quick=quick, console=console)
+    console.print(f"run directory: {path}")
