@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analogsim.devices.card import card_dict, device_from_dict, load_card
-from analogsim.devices.model import DeviceModel
+from analogsim.devices.card import card_dict
+from analogsim.devices.model import DeviceModel, device_from_dict, load_card
 from analogsim.errors import ConfigError
 from analogsim.paths import data_dir
 

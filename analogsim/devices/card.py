@@ -1,29 +1,33 @@
-"""Device cards: TOML files in ``devices/`` validated into :class:`DeviceModel`.
+"""Device cards: TOML files in ``devices/``, validated section by section.
 
 A card is data. Every fitted constant sits in a card section with a ``source``;
 values without a published source are listed in that section's ``assumptions``.
 Validation happens on load: a malformed file, an unknown or missing key, a wrong type
 or a value out of physical range raises one :class:`~analogsim.errors.ConfigError`
 that names the file, the key, the value and what is allowed.
+
+This module knows the card format (tables, keys, ranges) and turns a parsed card into
+validated sections (:func:`card_fields`) and back (:func:`card_dict`); the device model
+built from them is :class:`analogsim.devices.model.DeviceModel` (``device_from_dict``,
+``load_card``), which imports this module and never the other way round.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from analogsim.devices.functions import parse_piecewise
-from analogsim.devices.model import (
+from analogsim.config import check_number, load_toml
+from analogsim.devices.functions import Piecewise, parse_piecewise
+from analogsim.devices.sections import (
     AccumulatedNoise,
     Conductance,
-    DeviceModel,
     Drift,
     Faults,
     Programming,
     Temperature,
-    dataclass_to_dict,
 )
 from analogsim.errors import ConfigError
 
@@ -93,12 +97,6 @@ _CLASSES = {
 }
 
 
-def _range_text(lo: Any, hi: Any, lo_inc: bool, hi_inc: bool) -> str:
-    left = "[" if lo_inc else "("
-    right = "]" if hi_inc else ")"
-    return f"a number in {left}{lo:g}, {hi:g}{right}"
-
-
 def _check_value(section: str, key: str, value: Any, spec: tuple, file: Any) -> Any:
     kind, _req, lo, hi, lo_inc, hi_inc = spec
     where = f"{section}.{key}"
@@ -120,29 +118,16 @@ def _check_value(section: str, key: str, value: Any, spec: tuple, file: Any) -> 
                 "must be a non-empty list of numbers", file=file, key=where, value=value
             )
         return tuple(float(x) for x in value)
-    if kind == _INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError("must be an integer", file=file, key=where, value=value)
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(
-            "must be a number",
-            file=file,
-            key=where,
-            value=value,
-            allowed=_range_text(lo, hi, lo_inc, hi_inc),
-        )
-    v = float(value) if kind == _NUM else value
-    ok_lo = v >= lo if lo_inc else v > lo
-    ok_hi = v <= hi if hi_inc else v < hi
-    if not (ok_lo and ok_hi) or (kind == _NUM and not math.isfinite(v)):
-        raise ConfigError(
-            "value out of physical range",
-            file=file,
-            key=where,
-            value=value,
-            allowed=_range_text(lo, hi, lo_inc, hi_inc),
-        )
-    return v
+    return check_number(
+        value,
+        key=where,
+        lo=lo,
+        hi=hi,
+        lo_inclusive=lo_inc,
+        hi_inclusive=hi_inc,
+        integer=kind == _INT,
+        file=file,
+    )
 
 
 def _section(name: str, table: Any, file: Any) -> Any:
@@ -192,10 +177,12 @@ def _section(name: str, table: Any, file: Any) -> Any:
     return _CLASSES[name](**kwargs)
 
 
-def device_from_dict(
-    data: dict[str, Any], *, file: Any = "<dict>", path: Path | None = None
-) -> DeviceModel:
-    """Validate a parsed card and build the :class:`DeviceModel`."""
+def card_fields(data: dict[str, Any], *, file: Any = "<dict>") -> dict[str, Any]:
+    """Validate a parsed card: the fields of a ``DeviceModel`` (all but ``path``).
+
+    ``DeviceModel(**card_fields(data), path=...)`` is the device; see
+    :func:`analogsim.devices.model.device_from_dict`.
+    """
     if not isinstance(data, dict):
         raise ConfigError("a device card is a TOML table", file=file, value=type(data).__name__)
     for key in data:
@@ -266,7 +253,7 @@ def device_from_dict(
             value=rn.t_offset_s,
             allowed="t0_s + t_offset_s > 0",
         )
-    return DeviceModel(
+    return dict(
         name=name,
         technology=tech,
         description=data.get("description", ""),
@@ -277,25 +264,16 @@ def device_from_dict(
         read_noise=rn,
         temperature=parts.get("temperature", Temperature()),
         faults=faults if faults is not None else Faults(),
-        path=path,
     )
 
 
-def load_card(path: str | Path) -> DeviceModel:
-    """Read and validate one card file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("device card not found", file=path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=path) from None
-    return device_from_dict(data, file=path, path=path.resolve())
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML table of one card file (validate it with :func:`card_fields`)."""
+    return load_toml(path, missing="device card not found")
 
 
-def card_dict(device: DeviceModel) -> dict[str, Any]:
-    """The card of a device model as plain data (inverse of :func:`device_from_dict`)."""
+def card_dict(device: Any) -> dict[str, Any]:
+    """The card of a device model as plain data (inverse of :func:`card_fields`)."""
     out: dict[str, Any] = {
         "name": device.name,
         "technology": device.technology,
@@ -305,8 +283,62 @@ def card_dict(device: DeviceModel) -> dict[str, Any]:
     for s in SECTIONS:
         part = getattr(device, s)
         if part is not None:
-            out[s] = dataclass_to_dict(part)
+            out[s] = section_table(part)
     return out
 
 
-__all__ = ["SECTIONS", "card_dict", "device_from_dict", "load_card"]
+def section_table(obj: Any) -> dict[str, Any]:
+    """Fields of a section dataclass as a card table (piecewise functions in card form)."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, Piecewise):
+            v = v.to_toml()
+        elif isinstance(v, tuple):
+            v = list(v)
+        if f.name in ("source",) and not v:
+            continue
+        if f.name == "assumptions" and not v:
+            continue
+        out[f.name] = v
+    return out
+
+
+def with_card_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The card ``data`` with ``section.key`` (or ``section_key``) values replaced (in place;
+    returned). Validate the result with :func:`card_fields`."""
+    for dotted, value in overrides.items():
+        section, key = split_override(dotted)
+        data.setdefault(section, {})[key] = value
+    return data
+
+
+def split_override(dotted: str) -> tuple[str, str]:
+    """``"drift.scale"`` or ``"drift_scale"`` to ``("drift", "scale")``."""
+    if "." in dotted:
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(
+                "unknown card section in override", key=dotted, allowed=", ".join(SECTIONS)
+            )
+        return section, key
+    for section in SECTIONS:
+        prefix = section + "_"
+        if dotted.startswith(prefix):
+            return section, dotted[len(prefix) :]
+    raise ConfigError(
+        "override must be 'section.key' or 'section_key'",
+        key=dotted,
+        allowed="sections " + ", ".join(SECTIONS),
+    )
+
+
+__all__ = [
+    "SECTIONS",
+    "card_dict",
+    "card_fields",
+    "read_card",
+    "section_table",
+    "split_override",
+    "with_card_overrides",
+]

@@ -32,7 +32,7 @@ approximation documented in docs/physics.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,16 @@ import torch
 from torch import Tensor
 
 from analogsim.devices import physics
-from analogsim.devices.functions import Piecewise
+from analogsim.devices.card import card_dict, card_fields, read_card, with_card_overrides
 from analogsim.devices.rng import chunk_generator, derive_seed
+from analogsim.devices.sections import (
+    AccumulatedNoise,
+    Conductance,
+    Drift,
+    Faults,
+    Programming,
+    Temperature,
+)
 
 # Stream identifiers (part of every derived seed; never renumber).
 S_PROG = 1
@@ -51,133 +59,6 @@ S_BRIDGE = 4
 S_FAULT = 5
 S_OUTLIER = 6
 S_ONSET = 7
-
-
-@dataclass(frozen=True)
-class Conductance:
-    """Conductance window of one device, uS, and devices per weight (for area and cost)."""
-
-    g_min_uS: float = 0.0
-    g_max_uS: float = 25.0
-    devices_per_weight: int = 2
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Programming:
-    """Programming error: polynomial sigma(g_T/g_max) in uS, scaled by g_max/g_max_ref."""
-
-    coeffs_uS: tuple[float, ...]
-    g_max_ref_uS: float
-    scale: float = 1.0
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Drift:
-    """Power-law drift with a per-device exponent drawn at programming."""
-
-    t0_s: float
-    nu_mean: Piecewise
-    nu_std: Piecewise
-    scale: float = 1.0
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AccumulatedNoise:
-    """Noise that accumulates over (log) time: PCM 1/f read noise or RRAM relaxation.
-
-    ``kind = "relative"``: amplitude ``|g_drift| * amplitude(g_prog/g_max)``.
-    ``kind = "absolute"``: amplitude ``amplitude(g_T/g_max)`` in uS.
-    Variance clock ``v(t) = ln((t + t0 + t_offset)/t_scale)``, grid step ``dv``.
-    """
-
-    kind: str
-    amplitude: Piecewise
-    t_offset_s: float
-    t_scale_s: float
-    t0_s: float = 0.0
-    scale: float = 1.0
-    dv: float = 1.0
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-    def v(self, t_s: float) -> float:
-        """Variance clock at equivalent time ``t_s`` since programming."""
-        return physics.log_time_variance(t_s + self.t0_s, self.t_offset_s, self.t_scale_s)
-
-
-@dataclass(frozen=True)
-class Temperature:
-    """Temperature model: drift acceleration and conduction at read, Arrhenius.
-
-    ``drift_ea_eV`` turns time at T into equivalent time at ``t_ref_K``.
-    Conduction activation energy is interpolated linearly in ``g_T/g_max`` between
-    ``conduction_ea_gmin_eV`` (amorphous-like, low conductance) and
-    ``conduction_ea_gmax_eV`` (crystalline-like, high conductance).
-    """
-
-    t_ref_K: float = 300.0
-    drift_ea_eV: float = 0.0
-    conduction_ea_gmin_eV: float = 0.0
-    conduction_ea_gmax_eV: float = 0.0
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-    def acceleration(self, temperature_K: float) -> float:
-        """Equivalent seconds at ``t_ref_K`` per second at ``temperature_K``."""
-        return physics.arrhenius_factor(temperature_K, self.t_ref_K, self.drift_ea_eV)
-
-    @property
-    def affects_conduction(self) -> bool:
-        return self.conduction_ea_gmin_eV != 0.0 or self.conduction_ea_gmax_eV != 0.0
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Stuck-at faults (by conductance level), heavy-tailed outliers and fault onsets.
-
-    Rates are per device. ``outlier`` devices are stuck on at ``g_max * X`` with
-    ``X ~ Pareto(outlier_min_factor, outlier_alpha)`` capped at ``outlier_max_factor``.
-    ``onset_*_per_s`` are Poisson hazards per device per second of equivalent time
-    (stuck at g_min, stuck at g_max, stuck-on outlier): a device's onset time is
-    ``-ln(U)/lambda``, ``lambda`` the sum; from then on it is stuck, at the level chosen
-    by a second draw in proportion to the three hazards.
-    """
-
-    stuck_at_gmin_rate: float = 0.0
-    stuck_at_gmax_rate: float = 0.0
-    outlier_rate: float = 0.0
-    outlier_min_factor: float = 2.0
-    outlier_alpha: float = 2.0
-    outlier_max_factor: float = 50.0
-    onset_gmin_per_s: float = 0.0
-    onset_gmax_per_s: float = 0.0
-    onset_outlier_per_s: float = 0.0
-    source: str = ""
-    assumptions: tuple[str, ...] = ()
-
-    @property
-    def static(self) -> bool:
-        return self.stuck_at_gmin_rate > 0 or self.stuck_at_gmax_rate > 0 or self.outlier_rate > 0
-
-    @property
-    def dynamic(self) -> bool:
-        return self.onset_hazard > 0
-
-    @property
-    def onset_hazard(self) -> float:
-        """Total onset hazard per device per second (stuck at g_min, at g_max, outlier)."""
-        return self.onset_gmin_per_s + self.onset_gmax_per_s + self.onset_outlier_per_s
-
-    def onset_probability(self, t_s: float) -> float:
-        """Probability that a healthy device has failed by equivalent time ``t_s``."""
-        lam = self.onset_hazard
-        return -math.expm1(-lam * t_s) if lam > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -271,10 +152,7 @@ class DeviceModel:
             bound += amp * r.scale * math.sqrt(dv)
         tm = self.temperature
         if tm.affects_conduction and temperature1_K != temperature2_K:
-            ta = tm.t_ref_K if temperature1_K is None else temperature1_K
-            tb = tm.t_ref_K if temperature2_K is None else temperature2_K
-            ea = max(abs(tm.conduction_ea_gmin_eV), abs(tm.conduction_ea_gmax_eV))
-            bound += math.expm1(ea / physics.BOLTZMANN_EV_PER_K * abs(1 / ta - 1 / tb))
+            bound += tm.conduction_change_bound(temperature1_K, temperature2_K)
         return bound
 
     def assumptions(self) -> dict[str, tuple[str, ...]]:
@@ -292,12 +170,7 @@ class DeviceModel:
         ``{"drift.scale": 2.0, "faults.stuck_at_gmax_rate": 0.01}``. Also accepts
         ``section_key`` (``drift_scale``) for command-line convenience.
         """
-        from analogsim.devices.card import card_dict, device_from_dict
-
-        data = card_dict(self)
-        for dotted, value in overrides.items():
-            section, key = _split_override(dotted, data)
-            data.setdefault(section, {})[key] = value
+        data = with_card_overrides(card_dict(self), overrides)
         return device_from_dict(data, file=f"{self.name} (with overrides {overrides})")
 
     # ------------------------------------------------------------------ physics
@@ -512,9 +385,7 @@ class DeviceModel:
         )
         tm = self.temperature
         hot = comp["ea"] is not None and temperature_K is not None and temperature_K != tm.t_ref_K
-        t_scale = (
-            (1.0 / temperature_K - 1.0 / tm.t_ref_K) / physics.BOLTZMANN_EV_PER_K if hot else 0.0
-        )
+        t_scale = tm.conduction_exponent_per_eV(temperature_K) if hot else 0.0
         c = comp["c"]
         absolute = c is not None and self.read_noise.kind == "absolute"
         fold_t = hot and not absolute  # an additive noise comes before the temperature factor
@@ -662,43 +533,18 @@ class DeviceModel:
         }
 
 
-def _split_override(dotted: str, data: dict[str, Any]) -> tuple[str, str]:
-    from analogsim.devices.card import SECTIONS
-    from analogsim.errors import ConfigError
-
-    if "." in dotted:
-        section, key = dotted.split(".", 1)
-        if section not in SECTIONS:
-            raise ConfigError(
-                "unknown card section in override", key=dotted, allowed=", ".join(SECTIONS)
-            )
-        return section, key
-    for section in SECTIONS:
-        prefix = section + "_"
-        if dotted.startswith(prefix):
-            return section, dotted[len(prefix) :]
-    raise ConfigError(
-        "override must be 'section.key' or 'section_key'",
-        key=dotted,
-        allowed="sections " + ", ".join(SECTIONS),
-    )
+def device_from_dict(
+    data: dict[str, Any], *, file: Any = "<dict>", path: Path | None = None
+) -> DeviceModel:
+    """Validate a parsed card (:func:`~analogsim.devices.card.card_fields`) and build the
+    :class:`DeviceModel`."""
+    return DeviceModel(**card_fields(data, file=file), path=path)
 
 
-def dataclass_to_dict(obj: Any) -> dict[str, Any]:
-    """Fields of a section dataclass as a card table (piecewise functions in card form)."""
-    out: dict[str, Any] = {}
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, Piecewise):
-            v = v.to_toml()
-        elif isinstance(v, tuple):
-            v = list(v)
-        if f.name in ("source",) and not v:
-            continue
-        if f.name == "assumptions" and not v:
-            continue
-        out[f.name] = v
-    return out
+def load_card(path: str | Path) -> DeviceModel:
+    """Read and validate one card file."""
+    path = Path(path)
+    return device_from_dict(read_card(path), file=path, path=path.resolve())
 
 
 __all__ = [
@@ -709,6 +555,6 @@ __all__ = [
     "Faults",
     "Programming",
     "Temperature",
-    "dataclass_to_dict",
-    "replace",
+    "device_from_dict",
+    "load_card",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,9 +28,26 @@ G_REL_FLOOR = 1e-7
 """Smallest relative conductance used inside logarithms (as aihwkit's ``_ZERO_CLIP``)."""
 
 
+def inverse_temperature_gap(
+    temperature_K: float | np.ndarray | Tensor, t_ref_K: float
+) -> float | np.ndarray | Tensor:
+    r""":math:`1/T - 1/T_{ref}`, 1/K: the one temperature term of every Arrhenius law here."""
+    return 1.0 / temperature_K - 1.0 / t_ref_K
+
+
+def arrhenius_exponent(
+    temperature_K: float | np.ndarray | Tensor, t_ref_K: float, ea_eV: float | Tensor
+) -> float | np.ndarray | Tensor:
+    r"""Logarithm of :func:`arrhenius_factor`: :math:`-E_a/k_B\,(1/T - 1/T_{ref})`."""
+    inv = inverse_temperature_gap(temperature_K, t_ref_K)
+    if isinstance(ea_eV, Tensor) or isinstance(temperature_K, Tensor):
+        return -torch.as_tensor(ea_eV) / BOLTZMANN_EV_PER_K * inv
+    return -ea_eV / BOLTZMANN_EV_PER_K * inv
+
+
 def arrhenius_factor(
-    temperature_K: float | Tensor, t_ref_K: float, ea_eV: float | Tensor
-) -> float | Tensor:
+    temperature_K: float | np.ndarray | Tensor, t_ref_K: float, ea_eV: float | Tensor
+) -> float | np.ndarray | Tensor:
     r"""Arrhenius rate ratio :math:`k(T)/k(T_{ref}) = \exp(-E_a/k_B\,(1/T - 1/T_{ref}))`.
 
     Greater than 1 above the reference temperature when ``ea_eV > 0``; exactly 1 at the
@@ -39,14 +57,27 @@ def arrhenius_factor(
     al. 2018 give about 0.33 eV for amorphous GST).
 
     Args:
-        temperature_K: temperature, kelvin (> 0).
+        temperature_K: temperature, kelvin (> 0): a float, a numpy array (the profiles'
+            quadrature nodes) or a tensor.
         t_ref_K: reference temperature, kelvin (> 0).
         ea_eV: activation energy, eV (>= 0); may be a tensor (per device).
+
+    Returns:
+        A float for floats, an array for an array, a tensor when either is a tensor.
     """
-    inv = 1.0 / temperature_K - 1.0 / t_ref_K
-    if isinstance(ea_eV, Tensor) or isinstance(temperature_K, Tensor):
-        return torch.exp(-torch.as_tensor(ea_eV) / BOLTZMANN_EV_PER_K * inv)
-    return math.exp(-ea_eV / BOLTZMANN_EV_PER_K * inv)
+    exponent = arrhenius_exponent(temperature_K, t_ref_K, ea_eV)
+    if isinstance(exponent, Tensor):
+        return torch.exp(exponent)
+    if isinstance(exponent, np.ndarray):
+        return np.exp(exponent)
+    return math.exp(exponent)
+
+
+def arrhenius_exponent_per_eV(temperature_K: float, t_ref_K: float) -> float:
+    r""":math:`(1/T - 1/T_{ref})/k_B`, 1/eV: the Arrhenius factor of a per-device energy
+    ``ea`` is ``exp(-ea * this)`` (the form the device kernel folds into one exponential
+    with drift; rounded differently from :func:`arrhenius_factor`, which divides ``ea``)."""
+    return inverse_temperature_gap(temperature_K, t_ref_K) / BOLTZMANN_EV_PER_K
 
 
 def relative_conductance(g_uS: Tensor, g_max_uS: float) -> Tensor:
