@@ -7,21 +7,18 @@ model runs (docs/clock.md, docs/clock_profiles.md).
 * :class:`Clock`: a simpy environment owning deployment time (s since programming) and
   temperature; steps (tokens, inputs) at ``start_age + k * step_time``; fault-onset,
   recalibration and temperature processes; skips state updates below a tolerance.
-* :class:`WeightNoise`: statistical weight noise on a sigma schedule, exactly sigma(k).
+* Statistical weight noise on a sigma schedule (``WeightNoise``) lives with the rest of
+  the statistical perturbation in :mod:`analogsim.mapping.perturb`; probes of the chip
+  (effective weights, weight error, fault counts) in :mod:`analogsim.mapping.analog_model`.
 
 The studies that drive the clock (clocked generation, streams, traces and the cliff
 detector) live in :mod:`analogsim.studies`.
 """
 
-from analogsim.clock.core import (
-    DEFAULT_TOLERANCE,
-    Clock,
-    ClockEvent,
-    StepState,
-    WeightNoise,
-    effective_matrix,
-)
-from analogsim.clock.profiles import Profile, parse_profile
+from analogsim.clock.core import DEFAULT_TOLERANCE, Clock
+from analogsim.clock.profile_spec import parse_profile
+from analogsim.clock.profiles import Profile
+from analogsim.clock.records import ClockEvent, StepState
 from analogsim.clock.schedules import Schedule, parse_schedule
 
 __all__ = [
@@ -31,8 +28,6 @@ __all__ = [
     "Profile",
     "Schedule",
     "StepState",
-    "WeightNoise",
-    "effective_matrix",
     "parse_profile",
     "parse_schedule",
 ]

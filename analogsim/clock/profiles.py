@@ -25,13 +25,14 @@ Profiles: :class:`Constant`, :class:`Ramp`, :class:`Step`, :class:`Sine`, :class
 composition: :class:`Sequence` (pieces one after the other in time), :class:`Offset`
 (a profile shifted by a constant number of kelvin) and :class:`Sum` (a base profile plus
 the change of another profile since its start, e.g. thermal cycling on a ramp).
-:func:`parse_profile` reads the command-line grammar (see its docstring and
-``docs/clock_profiles.md``).
+The compositions are in :mod:`analogsim.clock.composition`;
+:func:`analogsim.clock.profile_spec.parse_profile` reads the command-line grammar (see
+its docstring and ``docs/clock_profiles.md``).
 
 Exact closed forms are used for constant stretches (:class:`Constant`, :class:`Step`,
 the hold after a finite :class:`Sequence`); everything else is integrated by adaptive
 Gauss-Legendre quadrature on sub-intervals split at the breakpoints, to a relative
-accuracy of about 1e-13. :class:`Sine` exploits its periodicity (whole periods times one
+accuracy of about 1e-13 (:mod:`analogsim.clock.quadrature`). :class:`Sine` exploits its periodicity (whole periods times one
 period's integral plus the two remainders), so a year of a one-day cycle costs a few
 milliseconds.
 """
@@ -40,33 +41,28 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analogsim.devices.physics import BOLTZMANN_EV_PER_K, arrhenius_factor
+from analogsim.clock.quadrature import edges, integrate
+from analogsim.devices.physics import arrhenius_factor
 from analogsim.errors import ConfigError
-from analogsim.units import parse_temperature, parse_time
+from analogsim.units import parse_float
 
 __all__ = [
-    "PROFILE_GRAMMAR",
+    "SINE_STARTS",
     "TRACE_COLUMNS",
     "Constant",
-    "Offset",
     "Profile",
     "Ramp",
-    "Sequence",
     "Sine",
     "Step",
-    "Sum",
     "Trace",
-    "parse_profile",
 ]
 
 TRACE_COLUMNS = ("time_s", "temperature_K")
@@ -78,97 +74,23 @@ _TRACE_ALLOWED = (
     "temperature_K > 0 (kelvin; K = C + 273.15)"
 )
 
-PROFILE_GRAMMAR = (
-    "a temperature (300K, 85C), const:T, ramp:T0:T1:DURATION, step:T0:T1:AT, "
-    "sine:T_LOW:T_HIGH:PERIOD[:START] (START = up, down, high, low or e.g. 45deg), "
-    "csv:PATH; a piece may be followed by ~shift:DK (offset by DK kelvin, e.g. 2K or -2K) or ~TERM "
-    "(add TERM's change since its start); pieces joined by '+' run one after the other, "
-    "each but the last written DURATION=TERM, e.g. 12h=300K+1d=sine:300K:360K:6h+358K"
-)
-
-_GL_ORDER = 16
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(_GL_ORDER)
-_QUAD_RTOL = 1e-13
-_QUAD_MAX_ROUNDS = 60
-_QUAD_CHUNK = 16384  # intervals per vectorised batch (memory: 3 * 16 * chunk floats)
-
-_SINE_STARTS = {"up": 0.0, "high": math.pi / 2, "down": math.pi, "low": -math.pi / 2}
+SINE_STARTS = {"up": 0.0, "high": math.pi / 2, "down": math.pi, "low": -math.pi / 2}
+"""Sine start words of the command-line form and their phases, radians."""
 
 
 # --------------------------------------------------------------------------------------
-# numerics
-
-
-def _arrhenius_np(temperature_K: np.ndarray, t_ref_K: float, ea_eV: float) -> np.ndarray:
-    r"""Vectorised :math:`\exp(-E_a/k_B\,(1/T - 1/T_{ref}))`, as ``physics.arrhenius_factor``."""
-    return np.exp(-ea_eV / BOLTZMANN_EV_PER_K * (1.0 / temperature_K - 1.0 / t_ref_K))
-
-
-def _gauss_legendre(
-    f: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
-    """16-point Gauss-Legendre estimate of the integral of ``f`` on each ``[a_i, b_i]``."""
-    half = 0.5 * (b - a)  # (M,)
-    mid = 0.5 * (a + b)  # (M,)
-    nodes = mid[:, None] + half[:, None] * _GL_NODES[None, :]  # (M, 16)
-    values = f(nodes.reshape(-1)).reshape(nodes.shape)  # (M, 16)
-    return half * (values @ _GL_WEIGHTS)  # (M,)
-
-
-def _integrate(f: Callable[[np.ndarray], np.ndarray], edges: np.ndarray) -> float:
-    """Adaptive Gauss-Legendre integral of a positive, vectorised ``f`` over ``edges``.
-
-    ``f`` must be smooth (analytic) inside each ``[edges[i], edges[i+1]]``. Each interval
-    is accepted when the 16-point rule on it and on its two halves agree to
-    ``_QUAD_RTOL`` relative (the two-halves value is kept); otherwise it is bisected.
-    The pieces are summed with ``math.fsum``.
-    """
-    a_all = np.asarray(edges[:-1], dtype=float)
-    b_all = np.asarray(edges[1:], dtype=float)
-    keep = b_all > a_all
-    a_all, b_all = a_all[keep], b_all[keep]
-    accepted: list[np.ndarray] = []
-    for lo in range(0, a_all.size, _QUAD_CHUNK):
-        a, b = a_all[lo : lo + _QUAD_CHUNK], b_all[lo : lo + _QUAD_CHUNK]
-        for round_ in range(_QUAD_MAX_ROUNDS):
-            if a.size == 0:
-                break
-            m = 0.5 * (a + b)
-            both = _gauss_legendre(f, np.concatenate([a, a, m]), np.concatenate([b, m, b]))
-            whole, left, right = np.split(both, 3)
-            halves = left + right
-            ok = np.abs(whole - halves) <= _QUAD_RTOL * np.abs(halves)
-            # intervals that floating point can no longer split, or the last round: accept
-            ok |= (m <= a) | (m >= b)
-            if round_ == _QUAD_MAX_ROUNDS - 1:
-                ok[:] = True
-            accepted.append(halves[ok])
-            bad = ~ok
-            a, b = np.concatenate([a[bad], m[bad]]), np.concatenate([m[bad], b[bad]])
-    if not accepted:
-        return 0.0
-    return math.fsum(np.concatenate(accepted).tolist())
-
-
-def _as_float(value: Any, key: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError("not a number", key=key, value=value) from None
-    if not math.isfinite(out):
-        raise ConfigError("must be finite", key=key, value=value)
-    return out
+# checks and formats
 
 
 def _kelvin(value: Any, key: str) -> float:
-    out = _as_float(value, key)
+    out = parse_float(value, key=key)
     if out <= 0.0:
         raise ConfigError("temperature must be > 0 K", key=key, value=value, allowed="kelvin > 0")
     return out
 
 
 def _seconds(value: Any, key: str, *, positive: bool) -> float:
-    out = _as_float(value, key)
+    out = parse_float(value, key=key)
     if out < 0.0 or (positive and out == 0.0):
         raise ConfigError(
             "time must be > 0 s" if positive else "time must be >= 0 s",
@@ -179,11 +101,13 @@ def _seconds(value: Any, key: str, *, positive: bool) -> float:
     return out
 
 
-def _fmt_K(kelvin: float) -> str:
+def fmt_K(kelvin: float) -> str:
+    """Exact kelvin for a command-line form: ``300.0 -> "300.0K"``."""
     return f"{kelvin!r}K"
 
 
-def _fmt_s(seconds: float) -> str:
+def fmt_s(seconds: float) -> str:
+    """Exact seconds for a command-line form: ``60.0 -> "60.0s"``."""
     return f"{seconds!r}s"
 
 
@@ -267,7 +191,7 @@ class Profile(ABC):
         b = _as_time_arg(t_end, "t_end")
         if b < a:
             raise ValueError(f"t_end ({t_end!r} s) must be >= t_start ({t_start!r} s)")
-        ea = _as_float(ea_eV, "ea_eV")
+        ea = parse_float(ea_eV, key="ea_eV")
         if ea < 0:
             raise ConfigError(
                 "activation energy must be >= 0", key="ea_eV", value=ea_eV, allowed="eV >= 0"
@@ -285,12 +209,12 @@ class Profile(ABC):
         return self._quadrature(a, b, ea, t_ref)
 
     def _quadrature(self, a: float, b: float, ea: float, t_ref: float) -> float:
-        edges = _edges(a, b, self.breakpoints(a, b), self._max_step())
+        cuts = edges(a, b, self.breakpoints(a, b), self._max_step())
 
         def integrand(t: np.ndarray) -> np.ndarray:
-            return _arrhenius_np(self._temperature(t), t_ref, ea)
+            return arrhenius_factor(self._temperature(t), t_ref, ea)
 
-        return _integrate(integrand, edges)
+        return integrate(integrand, cuts)
 
 
 def _check_times(arr: np.ndarray) -> None:
@@ -307,18 +231,6 @@ def _as_time_arg(value: float, key: str) -> float:
     if not math.isfinite(out) or out < 0:
         raise ValueError(f"{key} must be finite seconds >= 0, got {value!r}")
     return out
-
-
-def _edges(a: float, b: float, inner: np.ndarray, max_step: float) -> np.ndarray:
-    """``[a, *inner, b]``, each gap cut into equal parts no longer than ``max_step``."""
-    coarse = np.concatenate([[a], inner, [b]])
-    if not math.isfinite(max_step):
-        return coarse
-    parts = [coarse[:1]]
-    for lo, hi in itertools.pairwise(coarse):
-        n = max(1, math.ceil((hi - lo) / max_step))
-        parts.append(np.linspace(lo, hi, n + 1)[1:])
-    return np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------------------
@@ -348,7 +260,7 @@ class Constant(Profile):
         return (b - a) * arrhenius_factor(self.T, t_ref, ea)
 
     def spec(self) -> str:
-        return _fmt_K(self.T)
+        return fmt_K(self.T)
 
 
 @dataclass(frozen=True)
@@ -382,7 +294,7 @@ class Ramp(Profile):
         return (self.duration,)
 
     def spec(self) -> str:
-        return f"ramp:{_fmt_K(self.T0)}:{_fmt_K(self.T1)}:{_fmt_s(self.duration)}"
+        return f"ramp:{fmt_K(self.T0)}:{fmt_K(self.T1)}:{fmt_s(self.duration)}"
 
 
 @dataclass(frozen=True)
@@ -423,7 +335,7 @@ class Step(Profile):
         )
 
     def spec(self) -> str:
-        return f"step:{_fmt_K(self.T0)}:{_fmt_K(self.T1)}:{_fmt_s(self.at)}"
+        return f"step:{fmt_K(self.T0)}:{fmt_K(self.T1)}:{fmt_s(self.at)}"
 
 
 @dataclass(frozen=True)
@@ -455,7 +367,7 @@ class Sine(Profile):
         object.__setattr__(self, "T_low", _kelvin(self.T_low, "T_low"))
         object.__setattr__(self, "T_high", _kelvin(self.T_high, "T_high"))
         object.__setattr__(self, "period", _seconds(self.period, "period", positive=True))
-        object.__setattr__(self, "phase", _as_float(self.phase, "phase"))
+        object.__setattr__(self, "phase", parse_float(self.phase, key="phase"))
         if self.T_high < self.T_low:
             raise ConfigError(
                 "T_high is below T_low",
@@ -494,10 +406,10 @@ class Sine(Profile):
         )
 
     def spec(self) -> str:
-        base = f"sine:{_fmt_K(self.T_low)}:{_fmt_K(self.T_high)}:{_fmt_s(self.period)}"
+        base = f"sine:{fmt_K(self.T_low)}:{fmt_K(self.T_high)}:{fmt_s(self.period)}"
         if self.phase == 0.0:
             return base
-        for word, value in _SINE_STARTS.items():
+        for word, value in SINE_STARTS.items():
             if self.phase == value:
                 return f"{base}:{word}"
         return f"{base}:{math.degrees(self.phase)!r}deg"
@@ -525,7 +437,7 @@ class Trace(Profile):
     _T: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        times = tuple(_as_float(x, f"times[{i}]") for i, x in enumerate(self.times))
+        times = tuple(parse_float(x, key=f"times[{i}]") for i, x in enumerate(self.times))
         temps = tuple(_kelvin(x, f"temps[{i}]") for i, x in enumerate(self.temps))
         if len(times) == 0:
             raise ConfigError("a trace needs at least one sample", key="times", value=[])
@@ -657,391 +569,3 @@ class Trace(Profile):
         if self.source is None:
             raise ValueError("an in-memory Trace has no command-line form; save it as CSV")
         return f"csv:{self.source}"
-
-
-# --------------------------------------------------------------------------------------
-# composition
-
-
-@dataclass(frozen=True)
-class Sequence(Profile):
-    r"""Profiles one after the other in time.
-
-    ``pieces = [(d_1, P_1), ..., (d_n, P_n)]``: piece ``i`` runs on
-    :math:`[s_i, s_i + d_i)` with :math:`s_i = d_1 + \dots + d_{i-1}` and sees time
-    relative to its own start: :math:`T(t) = P_i(t - s_i)`. The last piece holds: with
-    ``d_n = inf`` it runs forever, with a finite ``d_n`` its end temperature
-    :math:`P_n(d_n)` is held after it. Equivalent time is the sum of the pieces' own
-    (closed form where they have one) plus the constant hold.
-
-    Args:
-        pieces: ``(duration_s, profile)`` pairs; durations > 0, finite except the last.
-    """
-
-    pieces: tuple[tuple[float, Profile], ...]
-    _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        pieces = tuple(self.pieces)
-        if not pieces:
-            raise ConfigError("a sequence needs at least one piece", key="pieces", value=[])
-        checked = []
-        for i, piece in enumerate(pieces):
-            try:
-                duration, profile = piece
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    "each piece is a (duration_s, profile) pair",
-                    key=f"pieces[{i}]",
-                    value=piece,
-                ) from None
-            if not isinstance(profile, Profile):
-                raise ConfigError(
-                    "not a Profile", key=f"pieces[{i}]", value=profile, allowed="a Profile"
-                )
-            d = float(duration)
-            last = i == len(pieces) - 1
-            if not (d > 0) or (math.isinf(d) and not last) or math.isnan(d):
-                raise ConfigError(
-                    "piece duration must be > 0 s (and finite, except the last piece's)",
-                    key=f"pieces[{i}]",
-                    value=duration,
-                    allowed="seconds > 0; math.inf for the last piece",
-                )
-            checked.append((d, profile))
-        starts = [0.0]
-        for d, _ in checked[:-1]:
-            starts.append(starts[-1] + d)
-        object.__setattr__(self, "pieces", tuple(checked))
-        object.__setattr__(self, "_starts", tuple(starts))
-
-    @property
-    def total_duration(self) -> float:
-        """Sum of the piece durations, s (inf when the last piece runs forever)."""
-        return self._starts[-1] + self.pieces[-1][0]
-
-    def _temperature(self, t: np.ndarray) -> np.ndarray:
-        out = np.empty_like(t)
-        n = len(self.pieces)
-        for i, ((d, profile), s) in enumerate(zip(self.pieces, self._starts, strict=True)):
-            if i < n - 1:
-                mask = (t >= s) & (t < s + d)
-                rel = t[mask] - s
-            else:
-                mask = t >= s
-                rel = np.minimum(t[mask] - s, d)  # the last piece holds its end value
-            if mask.any():
-                out[mask] = profile._temperature(rel)
-        return out
-
-    def _breakpoints(self) -> tuple[float, ...]:
-        pts: list[float] = list(self._starts[1:])
-        for (d, profile), s in zip(self.pieces, self._starts, strict=True):
-            pts.extend(s + x for x in profile._breakpoints() if 0.0 < x < d)
-        if math.isfinite(self.total_duration):
-            pts.append(self.total_duration)
-        return tuple(pts)
-
-    def _equivalent_time(self, a: float, b: float, ea: float, t_ref: float) -> float:
-        parts = []
-        for (d, profile), s in zip(self.pieces, self._starts, strict=True):
-            lo, hi = max(a, s), min(b, s + d)
-            if hi > lo:
-                parts.append(profile._equivalent_time(lo - s, hi - s, ea, t_ref))
-        end = self.total_duration
-        if b > end:  # after a finite last piece: its end temperature holds
-            d_last, last = self.pieces[-1]
-            t_hold = float(last._temperature(np.array([d_last]))[0])
-            parts.append((b - max(a, end)) * arrhenius_factor(t_hold, t_ref, ea))
-        return math.fsum(parts)
-
-    def spec(self) -> str:
-        out = []
-        for i, (d, profile) in enumerate(self.pieces):
-            if isinstance(profile, Sequence):
-                raise ValueError("a Sequence nested in a Sequence has no command-line form")
-            term = profile.spec()
-            last = i == len(self.pieces) - 1
-            out.append(term if (last and math.isinf(d)) else f"{_fmt_s(d)}={term}")
-        return "+".join(out)
-
-
-@dataclass(frozen=True)
-class Offset(Profile):
-    r"""A profile shifted by a constant: :math:`T(t) = P(t) + \Delta T`.
-
-    Raises :class:`ConfigError` when evaluated where the result is <= 0 K.
-
-    Args:
-        profile: the profile to shift.
-        dT: shift, K (either sign).
-    """
-
-    profile: Profile
-    dT: float
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.profile, Profile):
-            raise ConfigError("not a Profile", key="profile", value=self.profile)
-        object.__setattr__(self, "dT", _as_float(self.dT, "dT"))
-
-    def _temperature(self, t: np.ndarray) -> np.ndarray:
-        return _positive(self.profile._temperature(t) + self.dT, t, self)
-
-    def _breakpoints(self) -> tuple[float, ...]:
-        return self.profile._breakpoints()
-
-    def _max_step(self) -> float:
-        return self.profile._max_step()
-
-    def spec(self) -> str:
-        base = self.profile
-        if isinstance(base, Sequence):
-            raise ValueError("an Offset of a Sequence has no command-line form")
-        return f"{base.spec()}~shift:{self.dT!r}K"
-
-
-@dataclass(frozen=True)
-class Sum(Profile):
-    r"""A base profile plus the change of another since its start.
-
-    :math:`T(t) = B(t) + (S(t) - S(0))`. With ``S = Sine(T_low, T_high, P)`` (phase 0,
-    starts at its mean) this adds cycling of amplitude :math:`(T_{high} - T_{low})/2`
-    around the base, e.g. daily cycling on a slow ramp:
-    ``Sum(Ramp(300, 330, 30 * 86400), Sine(290, 310, 86400))`` swings +-10 K about the
-    ramp. Raises :class:`ConfigError` when evaluated where the result is <= 0 K.
-
-    Args:
-        base: the profile that sets the level.
-        swing: the profile whose change since ``t = 0`` is added.
-    """
-
-    base: Profile
-    swing: Profile
-
-    def __post_init__(self) -> None:
-        for key in ("base", "swing"):
-            if not isinstance(getattr(self, key), Profile):
-                raise ConfigError("not a Profile", key=key, value=getattr(self, key))
-
-    def _temperature(self, t: np.ndarray) -> np.ndarray:
-        s0 = self.swing._temperature(np.zeros(1))[0]
-        return _positive(self.base._temperature(t) + (self.swing._temperature(t) - s0), t, self)
-
-    def _breakpoints(self) -> tuple[float, ...]:
-        return self.base._breakpoints() + self.swing._breakpoints()
-
-    def _max_step(self) -> float:
-        return min(self.base._max_step(), self.swing._max_step())
-
-    def spec(self) -> str:
-        if isinstance(self.base, Sequence) or isinstance(self.swing, Sequence | Sum | Offset):
-            raise ValueError(
-                "this Sum has no command-line form (the swing must be a simple profile "
-                "and the base not a Sequence)"
-            )
-        return f"{self.base.spec()}~{self.swing.spec()}"
-
-
-def _positive(temps: np.ndarray, t: np.ndarray, profile: Profile) -> np.ndarray:
-    bad = ~(temps > 0.0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ConfigError(
-            f"profile gives {temps[i]!r} K at t = {t[i]!r} s",
-            key="profile",
-            value=profile,
-            allowed="temperatures > 0 K at every time (reduce the shift or swing)",
-        )
-    return temps
-
-
-# --------------------------------------------------------------------------------------
-# command-line grammar
-
-
-def parse_profile(text: str) -> Profile:
-    """Read a temperature profile from its command-line form.
-
-    Grammar (whitespace around pieces is ignored)::
-
-        profile  := piece ("+" piece)*
-        piece    := [DURATION "="] term ("~" modifier)*
-        modifier := "shift:" DK            -> Offset(piece, DK)
-                  | term                   -> Sum(piece, term)
-        term     := TEMP                   -> Constant        e.g. 300K, 85C
-                  | "const:" TEMP          -> Constant
-                  | "ramp:" T0 ":" T1 ":" DURATION
-                  | "step:" T0 ":" T1 ":" AT
-                  | "sine:" T_LOW ":" T_HIGH ":" PERIOD [":" START]
-                  | "csv:" PATH            -> Trace.from_csv(PATH)
-
-    Temperatures and times use :func:`analogsim.units.parse_temperature` /
-    :func:`~analogsim.units.parse_time` (``300K``, ``85C``; ``90s``, ``12h``, ``1d``,
-    ``1y``). ``START`` of a sine is ``up`` (default: the mean, going up), ``down``,
-    ``high``, ``low`` or an angle like ``45deg``. ``DK`` is a number of kelvin, e.g.
-    ``2K`` or ``-2K`` (no ``+`` sign: ``+`` separates pieces). Several pieces make a
-    :class:`Sequence`: every piece but the last needs ``DURATION=``; a last piece
-    without one runs forever, with one its end value holds. A single piece without a
-    duration is returned as is. A CSV path must not contain ``+``, ``~`` or ``=``.
-
-    Examples: ``85C``; ``ramp:300K:360K:1d``; ``sine:300K:360K:1d:low``;
-    ``12h=300K+1d=sine:300K:360K:6h+358K``; ``ramp:300K:330K:30d~sine:290K:310K:1d``.
-
-    Raises:
-        ConfigError: naming the bad piece and showing the allowed forms.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(
-            "empty temperature profile", key="profile", value=text, allowed=PROFILE_GRAMMAR
-        )
-    raw_pieces = text.split("+")
-    n = len(raw_pieces)
-    for i, raw in enumerate(raw_pieces):
-        if not raw.strip():
-            raise ConfigError(
-                f"piece {i + 1} of {n} is empty (two '+' in a row, or a '+' at an end; "
-                "write a positive shift without its sign, ~shift:2K)",
-                key="profile",
-                value=text,
-                allowed=PROFILE_GRAMMAR,
-            )
-    pieces: list[tuple[float, Profile]] = []
-    for i, raw in enumerate(raw_pieces):
-        piece = raw.strip()
-        where = f"piece {i + 1} of {n}" if n > 1 else "profile"
-        duration = math.inf
-        if "=" in piece:
-            dur_text, _, piece = piece.partition("=")
-            duration = _parse_piece_time(dur_text, where, raw, positive=True)
-            piece = piece.strip()
-        elif i < n - 1:
-            raise ConfigError(
-                f"{where} needs a duration: every piece but the last is DURATION=TERM",
-                key="profile",
-                value=raw.strip(),
-                allowed=PROFILE_GRAMMAR,
-            )
-        pieces.append((duration, _parse_modified(piece, where)))
-    if n == 1 and math.isinf(pieces[0][0]):
-        return pieces[0][1]
-    return Sequence(tuple(pieces))
-
-
-def _parse_modified(piece: str, where: str) -> Profile:
-    parts = piece.split("~")
-    profile = _parse_term(parts[0].strip(), where)
-    for mod in parts[1:]:
-        mod = mod.strip()
-        if mod.lower().startswith("shift:"):
-            profile = Offset(profile, _parse_delta(mod[len("shift:") :], where, mod))
-        else:
-            profile = Sum(profile, _parse_term(mod, where))
-    return profile
-
-
-def _fail(message: str, where: str, term: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}", key="profile", value=term, allowed=PROFILE_GRAMMAR)
-
-
-def _parse_piece_temp(text: str, where: str, term: str) -> float:
-    try:
-        return parse_temperature(text.strip())
-    except ConfigError as exc:
-        raise _fail(f"bad temperature {text.strip()!r} ({exc})", where, term) from None
-
-
-def _parse_piece_time(text: str, where: str, term: str, *, positive: bool) -> float:
-    try:
-        value = parse_time(text.strip())
-    except ConfigError as exc:
-        raise _fail(f"bad time {text.strip()!r} ({exc})", where, term) from None
-    if positive and value == 0.0:
-        raise _fail(f"time {text.strip()!r} must be > 0", where, term)
-    return value
-
-
-def _parse_delta(text: str, where: str, term: str) -> float:
-    s = text.strip()
-    if s[-1:] in ("K", "k"):
-        s = s[:-1]
-    try:
-        value = float(s)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise _fail(
-            f"bad shift {text.strip()!r}, expected kelvin like 2K or -2K (no '+' sign)",
-            where,
-            term,
-        )
-    return value
-
-
-def _parse_sine_start(text: str, where: str, term: str) -> float:
-    s = text.strip().lower()
-    if s in _SINE_STARTS:
-        return _SINE_STARTS[s]
-    if s.endswith("deg"):
-        try:
-            value = float(s[:-3])
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return math.radians(value)
-    raise _fail(
-        f"bad sine start {text.strip()!r}, expected up, down, high, low or an angle like 45deg",
-        where,
-        term,
-    )
-
-
-_TERM_FIELDS = {"const": 1, "ramp": 3, "step": 3, "sine": (3, 4)}
-_TERM_FORMS = {
-    "const": "const:TEMP",
-    "ramp": "ramp:T0:T1:DURATION",
-    "step": "step:T0:T1:AT",
-    "sine": "sine:T_LOW:T_HIGH:PERIOD[:START]",
-}
-
-
-def _parse_term(term: str, where: str) -> Profile:
-    if not term:
-        raise _fail("missing profile after '=' or '~'", where, term)
-    if ":" not in term:
-        return Constant(_parse_piece_temp(term, where, term))
-    kind, _, rest = term.partition(":")
-    kind = kind.strip().lower()
-    if kind == "csv":
-        path = rest.strip()
-        if not path:
-            raise _fail("csv: needs a file path, csv:PATH", where, term)
-        return Trace.from_csv(path)
-    if kind not in _TERM_FIELDS:
-        raise _fail(f"unknown profile kind {kind!r}", where, term)
-    fields = rest.split(":")
-    want = _TERM_FIELDS[kind]
-    counts = want if isinstance(want, tuple) else (want,)
-    if len(fields) not in counts:
-        raise _fail(
-            f"{kind} takes {' or '.join(map(str, counts))} fields, got {len(fields)}; "
-            f"write {_TERM_FORMS[kind]}",
-            where,
-            term,
-        )
-    try:
-        if kind == "const":
-            return Constant(_parse_piece_temp(fields[0], where, term))
-        t0 = _parse_piece_temp(fields[0], where, term)
-        t1 = _parse_piece_temp(fields[1], where, term)
-        if kind == "ramp":
-            return Ramp(t0, t1, _parse_piece_time(fields[2], where, term, positive=True))
-        if kind == "step":
-            return Step(t0, t1, _parse_piece_time(fields[2], where, term, positive=False))
-        period = _parse_piece_time(fields[2], where, term, positive=True)
-        phase = _parse_sine_start(fields[3], where, term) if len(fields) == 4 else 0.0
-        return Sine(t0, t1, period, phase)
-    except ConfigError as exc:
-        if exc.allowed == PROFILE_GRAMMAR:
-            raise
-        raise _fail(str(exc), where, term) from None

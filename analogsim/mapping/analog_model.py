@@ -10,10 +10,20 @@ Time
 ----
 An :class:`AnalogModel` keeps the wall time since programming and, per distinct drift
 activation energy among its devices, the *equivalent* time at the reference temperature
-(``t_eq = integral of exp(-Ea/k (1/T - 1/T_ref)) dt``). ``at(t, T)`` means "held at T
-since programming"; ``advance(dt, T)`` adds ``dt`` at ``T``; the clock calls
+(``t_eq = integral of exp(-Ea/k (1/T - 1/T_ref)) dt``), in one
+:class:`~analogsim.devices.age.DeploymentAge`. ``at(t, T)`` means "held at T since
+programming"; ``advance(dt, T)`` adds ``dt`` at ``T``; the clock calls
 :meth:`AnalogModel.set_time` with equivalent times integrated over any profile. Device
 state is always recomputed from the programmed state at the new equivalent time.
+
+Probes
+------
+What the chip applies now, read without changing it: :func:`effective_matrix` (the
+effective weights of a layer), :func:`squared_error` (``||W_eff - W||^2``),
+:func:`count_faults` (failed devices at an equivalent age) and
+:func:`effective_state` (the live effective weights, for statistical perturbation).
+They are the only code outside ``analogsim.tiles`` that reads a layer's state
+(``w_eff``, ``out_mult``); the clock and :mod:`analogsim.mapping.perturb` call them.
 """
 
 from __future__ import annotations
@@ -23,21 +33,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from analogsim.devices import DeviceModel
-from analogsim.devices.physics import arrhenius_factor
-from analogsim.devices.rng import derive_seed
+from analogsim.devices.age import AgeKey, DeploymentAge
+from analogsim.devices.rng import CHUNK, derive_seed
 from analogsim.mapping.rules import LayerPlan, PlacementPlan
-from analogsim.tiles.embedding import AnalogEmbedding
+from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
+from analogsim.tiles.kinds import set_submodule
 from analogsim.tiles.layer import AnalogLayer
-
-
-def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
-    """Replace the module at dotted path ``name`` under ``root`` by ``new``."""
-    parent_name, _, child = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, new)
 
 
 class AnalogModel(nn.Module):
@@ -53,10 +57,14 @@ class AnalogModel(nn.Module):
         self.model = model
         self.plan = plan
         self.seed: int | None = None
-        self.time_s = 0.0
+        self.age = DeploymentAge()
         self.temperature_K: float | None = None
-        self._t_eq: dict[tuple[float, float], float] = {}
         self._restored = False
+
+    @property
+    def time_s(self) -> float:
+        """Wall (deployment) time since programming, s."""
+        return self.age.time_s
 
     # ------------------------------------------------------------------ access
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -65,12 +73,8 @@ class AnalogModel(nn.Module):
         return self.model(*args, **kwargs)
 
     def analog_layers(self) -> Iterator[tuple[str, AnalogLayer | AnalogEmbedding]]:
-        """(name, layer) of every analog-placed layer."""
-        # an AnalogEmbedding's inner AnalogLayer is part of it, not a layer of its own
-        inner = {id(m._layer) for m in self.model.modules() if isinstance(m, AnalogEmbedding)}
-        for name, mod in self.model.named_modules():
-            if isinstance(mod, AnalogLayer | AnalogEmbedding) and id(mod) not in inner:
-                yield name, mod
+        """(name, layer) of every analog-placed layer (:func:`~analogsim.tiles.embedding.analog_layers`)."""
+        return analog_layers(self.model)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """Hugging Face ``generate`` of the converted model."""
@@ -95,29 +99,31 @@ class AnalogModel(nn.Module):
         by_name = self.plan.by_name()
         for name, layer in self.analog_layers():
             layer.program(self._layer_seed(self.seed, name, by_name.get(name)))
-        self.time_s = 0.0
+        self.age = DeploymentAge()
         self.temperature_K = None
-        self._t_eq = {}
         return self
 
     def _require_programmed(self) -> None:
         if self.seed is None:
             raise RuntimeError("call program(seed) before setting time")
 
-    @staticmethod
-    def _ea_key(device: DeviceModel) -> tuple[float, float]:
-        return (device.temperature.t_ref_K, device.temperature.drift_ea_eV)
+    def age_keys(self) -> list[AgeKey]:
+        """Distinct ``(t_ref_K, drift_ea_eV)`` of the analog layers' devices, in layer order."""
+        keys: dict[AgeKey, None] = {}
+        for _, layer in self.analog_layers():
+            keys.setdefault(layer.device_model.temperature.age_key)
+        return list(keys)
 
     def equivalent_time(self, device: DeviceModel) -> float:
         """Equivalent age at the device's reference temperature, seconds."""
-        return self._t_eq.get(self._ea_key(device), self.time_s)
+        return self.age.equivalent(device.temperature.age_key)
 
     @torch.no_grad()
     def set_time(
         self,
         time_s: float,
         temperature_K: float | None,
-        equivalent: dict[tuple[float, float], float] | None = None,
+        equivalent: dict[AgeKey, float] | None = None,
     ) -> AnalogModel:
         """Put every analog layer at wall time ``time_s``, reading at ``temperature_K``.
 
@@ -127,17 +133,14 @@ class AnalogModel(nn.Module):
         self._require_programmed()
         if not math.isfinite(time_s) or time_s < 0:
             raise ValueError(f"time must be finite and >= 0, got {time_s}")
-        equivalent = dict(equivalent or {})
+        age = DeploymentAge(time_s, dict(equivalent or {}))
         for _, layer in self.analog_layers():
-            dev = layer.device_model
-            key = self._ea_key(dev)
-            if key not in equivalent:
-                acc = 1.0 if temperature_K is None else dev.temperature.acceleration(temperature_K)
-                equivalent[key] = time_s * acc
-            layer.set_state(equivalent[key], temperature_K)
-        self.time_s = float(time_s)
+            key = layer.device_model.temperature.age_key
+            age.hold_missing((key,), temperature_K)
+            layer.set_state(age.equivalent_s[key], temperature_K)
+        age.time_s = float(time_s)
+        self.age = age
         self.temperature_K = temperature_K
-        self._t_eq = equivalent
         return self
 
     def at(self, time_s: float, temperature_K: float | None = None) -> AnalogModel:
@@ -147,36 +150,31 @@ class AnalogModel(nn.Module):
     def advance(self, dt_s: float, temperature_K: float | None = None) -> AnalogModel:
         """Add ``dt_s`` seconds at ``temperature_K`` to the history and update the state."""
         self._require_programmed()
-        if not math.isfinite(dt_s) or dt_s < 0:
-            raise ValueError(f"dt must be finite and >= 0, got {dt_s}")
-        eq: dict[tuple[float, float], float] = {}
+        age = self.age.copy(self.age_keys())
+        age.add_constant(dt_s, temperature_K)
+        return self.set_time(age.time_s, temperature_K, age.equivalent_s)
+
+    def time_cache_estimate(self) -> int:
+        """Largest memory the layers' time caches may take, bytes: up to 10 tensors twice
+        the size of each layer's weights, 20x the weight bytes (16x for the PCM cards)."""
+        total = 0
         for _, layer in self.analog_layers():
-            key = self._ea_key(layer.device_model)
-            if key in eq:
-                continue
-            t_ref, ea = key
-            acc = 1.0 if temperature_K is None else arrhenius_factor(temperature_K, t_ref, ea)
-            eq[key] = self._t_eq.get(key, self.time_s) + dt_s * acc
-        return self.set_time(self.time_s + dt_s, temperature_K, eq)
+            w = inner_layer(layer).w_eff
+            if w is not None:
+                total += 20 * w.numel() * w.element_size()
+        return total
 
     def enable_time_cache(self, enabled: bool = True, *, max_bytes: int = 2 << 30) -> bool:
         """Keep per-device components in memory so moving in time is a few elementwise passes.
 
-        The cache of a layer is up to 10 tensors twice the size of its weights (20x the
-        weight bytes at most, 16x for the PCM cards); it is only enabled when the estimate
-        fits in ``max_bytes``. Results are identical with or without it. Returns
-        whether it is on.
+        Enabled only when :meth:`time_cache_estimate` fits in ``max_bytes``. Results are
+        identical with or without it. Returns whether it is on (for at least one layer).
         """
-        layers = [layer for _, layer in self.analog_layers() if isinstance(layer, AnalogLayer)]
-        estimate = sum(
-            20 * layer.w_eff.numel() * layer.w_eff.element_size()
-            for layer in layers
-            if layer.w_eff is not None
-        )
-        on = enabled and estimate <= max_bytes
+        layers = [inner_layer(layer) for _, layer in self.analog_layers()]
+        on = enabled and self.time_cache_estimate() <= max_bytes
         for layer in layers:
             layer.enable_time_cache(on)
-        return on
+        return on and bool(layers)
 
     def freeze_compensation(self, frozen: bool = True) -> None:
         """Keep each layer's drift-compensation factor fixed between :meth:`recalibrate` calls
@@ -225,3 +223,113 @@ class AnalogModel(nn.Module):
     def state_bytes(self) -> int:
         """Bytes of device state and caches held beyond the original weights."""
         return sum(layer.state_bytes() for _, layer in self.analog_layers())
+
+    # ------------------------------------------------------------------ probes
+    def squared_norms_by_role(self) -> dict[str, float]:
+        """``||W||^2`` of the target weights per role (float64 sums), analog layers only."""
+        plan = self.plan.by_name()
+        out: dict[str, float] = {}
+        for name, layer in self.analog_layers():
+            role = plan[name].role if name in plan else "other"
+            w = target_matrix(layer)
+            out[role] = out.get(role, 0.0) + float(
+                torch.linalg.vector_norm(w, dtype=torch.float64) ** 2
+            )
+        return out
+
+    def squared_errors_by_role(self) -> dict[str, float]:
+        """``||W_eff - W||^2`` per role, one pass over the analog weights (:func:`squared_error`)."""
+        plan = self.plan.by_name()
+        err: dict[str, float] = {}
+        for name, layer in self.analog_layers():
+            role = plan[name].role if name in plan else "other"
+            err[role] = err.get(role, 0.0) + squared_error(layer)
+        return err
+
+
+# --------------------------------------------------------------------------------------
+# probes of one analog layer (the only readers of a layer's state outside the tiles)
+
+
+def inner_layer(layer: nn.Module) -> AnalogLayer:
+    """The AnalogLayer that holds the state (an AnalogEmbedding wraps one)."""
+    return getattr(layer, "_layer", layer)
+
+
+def target_matrix(layer: nn.Module) -> Tensor:
+    """The ``(out, in)`` weights a layer was programmed to (detached)."""
+    return inner_layer(layer).matrix().detach()
+
+
+def weight_count(layer: nn.Module) -> int:
+    """Weights of a layer (each on a differential pair of devices)."""
+    return target_matrix(layer).numel()
+
+
+def effective_state(layer: nn.Module) -> tuple[Tensor, Tensor | None]:
+    """The live effective weights of a layer and its digital output scale:
+    ``(w_eff, out_mult)``, ``W_eff = w_eff * out_mult[:, None]`` (``out_mult`` is None
+    when the scale is folded into ``w_eff``). Writing into ``w_eff`` changes what the
+    layer applies until its next state update."""
+    inner = inner_layer(layer)
+    return inner.w_eff, getattr(inner, "out_mult", None)
+
+
+def effective_matrix(layer: nn.Module) -> Tensor:
+    """Effective ``(out, in)`` weights an analog layer applies now, in weight units.
+
+    ``W_eff = w_eff * out_mult[:, None]`` (normalised weights times the digital output
+    scale, drift compensation included) for a tile with converters, ``w_eff`` itself when
+    the scale is folded in. Uses ``layer.effective_weight()`` when the layer provides it.
+    """
+    inner = inner_layer(layer)
+    if hasattr(inner, "effective_weight"):
+        return inner.effective_weight()
+    w, mult = effective_state(layer)
+    if mult is not None:
+        return w * mult[:, None]
+    return w
+
+
+_ERR_BLOCK = 1 << 16  # elements per block of the weight-error pass (stays in cache)
+
+
+def squared_error(layer: nn.Module) -> float:
+    """``||W_eff - W||^2`` of one layer in one read of ``w_eff`` and ``W`` (float64 sums).
+
+    Works in row blocks of about :data:`_ERR_BLOCK` elements through one small reused
+    buffer, so no weight-sized temporary is made.
+    """
+    inner = inner_layer(layer)
+    w = target_matrix(layer)
+    if hasattr(inner, "effective_weight"):
+        eff, mult = inner.effective_weight(), None
+    else:
+        eff, mult = effective_state(layer)
+    rows = max(1, _ERR_BLOCK // max(1, w.shape[1]))
+    buf = torch.empty(min(rows, w.shape[0]), w.shape[1], dtype=eff.dtype, device=eff.device)
+    total = 0.0
+    for r0 in range(0, w.shape[0], rows):
+        r1 = min(r0 + rows, w.shape[0])
+        b = buf[: r1 - r0]
+        if mult is not None:
+            torch.mul(eff[r0:r1], mult[r0:r1, None], out=b)
+            b.sub_(w[r0:r1])
+        else:
+            torch.sub(eff[r0:r1], w[r0:r1], out=b)
+        total += float(torch.linalg.vector_norm(b, dtype=torch.float64)) ** 2
+    return total
+
+
+def count_faults(layer: nn.Module, t_eq: float) -> int:
+    """Failed devices of a layer at equivalent age ``t_eq`` (same chunks and draws as the
+    layer's state computation: ``CHUNK`` weights per chunk, a ``(2, n)`` pair per chunk)."""
+    inner = inner_layer(layer)
+    dev: DeviceModel = inner.device_model
+    n = weight_count(layer)
+    count = 0
+    for i, start in enumerate(range(0, n, CHUNK)):
+        size = min(CHUNK, n - start)
+        masks = dev.fault_masks((2, size), inner.seed, t_eq, chunk=i)
+        count += int(sum(int(m.sum()) for m in masks.values()))
+    return count

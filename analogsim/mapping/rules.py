@@ -47,8 +47,8 @@ that matches no layer is an error; a plan with nothing analog is a warning.
 
 from __future__ import annotations
 
+import math
 import re
-import tomllib
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,9 +56,12 @@ from typing import Any
 
 from torch import nn
 
+from analogsim.config import load_toml
 from analogsim.devices import DeviceModel, load_device
+from analogsim.devices.card import card_dict
 from analogsim.devices.quant import Quantizer
 from analogsim.errors import ConfigError
+from analogsim.mapping.roles import ROLES, model_roles
 from analogsim.paths import data_dir
 from analogsim.tiles.config import TILE_KEYS, TileConfig, validate_tile
 
@@ -167,8 +170,6 @@ class LayerPlan:
     def tiles(self) -> int:
         if self.placement != "analog" or self.tile is None or self.kind == "embedding":
             return 0
-        import math
-
         return math.ceil(self.in_features / self.tile.rows) * math.ceil(
             self.out_features / self.tile.cols
         )
@@ -249,8 +250,6 @@ def load_mapping(name_or_path: str | Path | Mapping) -> Mapping:
         path = paths[text]
     elif text.endswith(".toml") or Path(text).exists():
         path = Path(text)
-        if not path.is_file():
-            raise ConfigError("mapping file not found", file=path)
     else:
         raise ConfigError(
             "unknown mapping",
@@ -258,12 +257,21 @@ def load_mapping(name_or_path: str | Path | Mapping) -> Mapping:
             value=text,
             allowed="a shipped mapping (" + ", ".join(paths) + ") or a path to a .toml file",
         )
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=path) from None
+    data = load_toml(path, missing="mapping file not found")
     return mapping_from_dict(data, file=path, path=path.resolve())
+
+
+def cards_of(mapping: Mapping, device: str | None = None) -> dict[str, Any]:
+    """Card contents of every device a mapping can use (for manifests), by card name.
+
+    ``device`` replaces the mapping's devices as on the command line.
+    """
+    names = set()
+    m = mapping.with_device(device)
+    for s in [m.default.settings, *[r.settings for r in m.rules]]:
+        if "device" in s:
+            names.add(s["device"])
+    return {n: card_dict(load_device(n)) for n in sorted(names)}
 
 
 def _check_settings(
@@ -335,8 +343,6 @@ def mapping_from_dict(
     data: dict[str, Any], *, file: Any = "<dict>", path: Path | None = None
 ) -> Mapping:
     """Validate a parsed mapping file (roles are checked against :data:`ROLES`)."""
-    from analogsim.mapping.roles import ROLES
-
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(
@@ -593,8 +599,6 @@ def resolve_layer(
 
 def resolve_plan(model: nn.Module, mapping: Mapping, *, strict: bool = True) -> PlacementPlan:
     """Place every weight layer of ``model``; errors before any work on rules that match nothing."""
-    from analogsim.mapping.roles import model_roles
-
     roles = model_roles(model)
     used: set[int] = set()
     plans: list[LayerPlan] = []

@@ -50,7 +50,8 @@ def run_demo(
         plot_quality_vs_energy,
     )
     from analogsim.studies.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
-    from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, cards_of, evaluate, summarize
+    from analogsim.mapping.rules import cards_of
+    from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, evaluate, summarize
 
     root = Path(out) if out is not None else default_out("demo")
     root.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,9 @@ import torch
 from torch import nn
 
 from analogsim.devices import DeviceModel, load_device
-from analogsim.devices.card import card_dict
 from analogsim.mapping.analog_model import AnalogModel
 from analogsim.mapping.convert import convert
-from analogsim.mapping.rules import Mapping, load_mapping
+from analogsim.mapping.rules import Mapping, cards_of, load_mapping
 from analogsim.models import LoadedModel, load_model
 from analogsim.models.quality import quality_metric
 from analogsim.progress import progress_bar
@@ -190,16 +189,6 @@ def summarize(
     return out
 
 
-def cards_of(mapping: Mapping, device: str | None = None) -> dict[str, Any]:
-    """Card contents of every device a mapping can use (for manifests)."""
-    names = set()
-    m = mapping.with_device(device)
-    for s in [m.default.settings, *[r.settings for r in m.rules]]:
-        if "device" in s:
-            names.add(s["device"])
-    return {n: card_dict(load_device(n)) for n in sorted(names)}
-
-
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -210,7 +199,6 @@ __all__ = [
     "EVAL_COLUMNS",
     "EVAL_KEYS",
     "AnalogModel",
-    "cards_of",
     "device_datasheet",
     "evaluate",
     "summarize",

@@ -32,8 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analogsim.clock.core import DEFAULT_TOLERANCE, Clock, StepState, WeightNoise
-from analogsim.clock.profiles import Profile, parse_profile
+from analogsim.clock.core import DEFAULT_TOLERANCE, Clock
+from analogsim.clock.profile_spec import parse_profile
+from analogsim.clock.profiles import Profile
+from analogsim.clock.records import StepState
 from analogsim.clock.schedules import Schedule, parse_schedule
 from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
@@ -689,7 +691,7 @@ def run_generate(
     cards: dict[str, Any] = {}
     if mapping is not None or device is not None:
         from analogsim.mapping.rules import load_mapping
-        from analogsim.studies.evaluate import cards_of
+        from analogsim.mapping.rules import cards_of
 
         m = load_mapping(mapping if mapping is not None else "all_analog")
         mapping_name = m.name

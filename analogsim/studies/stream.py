@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from analogsim.clock.core import DEFAULT_TOLERANCE
-from analogsim.clock.profiles import Profile, parse_profile
+from analogsim.clock.profile_spec import parse_profile
+from analogsim.clock.profiles import Profile
 from analogsim.clock.schedules import Schedule, parse_schedule
 from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
@@ -171,7 +172,7 @@ def run_stream(
     cards: dict[str, Any] = {}
     if mapping is not None or device is not None:
         from analogsim.mapping.rules import load_mapping
-        from analogsim.studies.evaluate import cards_of
+        from analogsim.mapping.rules import cards_of
 
         m = load_mapping(mapping if mapping is not None else "all_analog")
         mapping_name, cards, mapping = m.name, cards_of(m, device), m

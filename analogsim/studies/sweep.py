@@ -15,16 +15,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
-from analogsim.devices.noise import get_noise, weight_noise
-from analogsim.devices.rng import derive_seed
+from analogsim.devices.noise import get_noise
 from analogsim.errors import ConfigError
-from analogsim.mapping.roles import ROLES, model_roles
+from analogsim.mapping.perturb import perturb, restore, select_targets
 from analogsim.models import LoadedModel, load_model
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
@@ -36,100 +33,6 @@ DEFAULT_PROMPTS = (
     "A class definition",
     "Exceptions are raised",
 )
-
-
-@dataclass
-class Target:
-    """A parameter the sweep perturbs and the layer names it belongs to."""
-
-    names: list[str]
-    param: nn.Parameter
-    original: torch.Tensor
-    kind: str = "weight"  # "weight" or "bias": part of the noise seed
-
-
-def select_targets(
-    model: nn.Module,
-    roles: Sequence[str] | None = None,
-    *,
-    include_embeddings: bool = False,
-    include_bias: bool = True,
-) -> list[Target]:
-    """Parameters to perturb: weights (and biases) of layers with the chosen roles.
-
-    Default roles: every weight layer except embeddings. A head whose weight is tied to
-    an embedding (GPT-2 ``lm_head`` = ``wte``) is perturbed only with
-    ``include_embeddings`` (it is the same tensor). A shared tensor is perturbed once.
-    """
-    info = model_roles(model)
-    wanted = set(roles) if roles else {r for r in ROLES if r != "embedding"}
-    unknown = wanted - set(ROLES)
-    if unknown:
-        raise ConfigError(
-            "unknown role", key="roles", value=sorted(unknown), allowed=", ".join(ROLES)
-        )
-    if include_embeddings:
-        wanted.add("embedding")
-    by_name = info.by_name()
-    targets: dict[int, Target] = {}
-    present = set()
-    for layer in info.layers:
-        if layer.role not in wanted:
-            continue
-        present.add(layer.role)
-        if layer.tied_to is not None and not include_embeddings:
-            other = by_name.get(layer.tied_to)
-            if other is not None and "embedding" in (other.role, layer.role):
-                continue
-        mod = model.get_submodule(layer.name)
-        params = [("weight", mod.weight)]
-        if include_bias and getattr(mod, "bias", None) is not None:
-            params.append(("bias", mod.bias))
-        for kind, p in params:
-            t = targets.get(id(p))
-            if t is None:
-                targets[id(p)] = Target([layer.name], p, p.detach().clone(), kind)
-            else:
-                t.names.append(layer.name)
-    missing = wanted - present - ({"embedding"} if not include_embeddings else set())
-    if roles and missing:
-        raise ConfigError(
-            "no layer of this model has the role",
-            key="roles",
-            value=sorted(missing),
-            allowed=", ".join(sorted({layer.role for layer in info.layers})),
-        )
-    if not targets:
-        raise ConfigError("the selection perturbs no parameter", key="roles", value=list(wanted))
-    return list(targets.values())
-
-
-@torch.no_grad()
-def perturb(
-    targets: list[Target],
-    noise: str,
-    sigma: float,
-    seed: int,
-    *,
-    relative: bool = False,
-    **params: Any,
-) -> None:
-    """Set every target to ``original + noise`` (seeded per parameter name)."""
-    for t in targets:
-        # a bias gets its own stream (with the layer's name alone it would repeat the
-        # first draws of the weight's noise); weights keep the layer-name seed
-        key = t.names[0] if t.kind == "weight" else f"{t.names[0]}.{t.kind}"
-        gen = torch.Generator(device=t.param.device).manual_seed(derive_seed(seed, "sweep", key))
-        base = t.original
-        eps = weight_noise(base, noise, sigma, generator=gen, relative=relative, **params)
-        t.param.copy_(base + eps)
-
-
-@torch.no_grad()
-def restore(targets: list[Target]) -> None:
-    """Copy the saved originals back (bit for bit)."""
-    for t in targets:
-        t.param.copy_(t.original)
 
 
 def crossing(

@@ -26,11 +26,10 @@ from typing import Any
 
 from torch import nn
 
-from analogsim.mapping.rules import load_mapping
+from analogsim.mapping.rules import cards_of, load_mapping
 from analogsim.models.base import LoadedModel
 from analogsim.report.rundir import RunDir
 from analogsim.report.train_plots import plot_learned_sigma, plot_training
-from analogsim.mapping.rules import cards_of
 from analogsim.train.checkpoint import load_checkpoint, save_checkpoint
 from analogsim.train.hwa import HWAConfig
 from analogsim.train.learned import LearnedNoiseConfig

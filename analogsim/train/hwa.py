@@ -99,6 +99,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from analogsim.devices.age import DeploymentAge
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.physics import levels_for_bits
 from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed
@@ -660,7 +661,8 @@ class HWAContext:
 
     def equivalent_time(self, device: DeviceModel) -> float:
         """Device age at the reference temperature: ``t * A(T)`` (held at T all along)."""
-        return self.time_s * device.temperature.acceleration(self.temperature_K)
+        key = device.temperature.age_key
+        return DeploymentAge.held(self.time_s, self.temperature_K, (key,)).equivalent(key)
 
     def device_for_engine(self, device: DeviceModel) -> DeviceModel:
         """The card the ``device`` engine samples: as is, fault-free (``faults=False``) or

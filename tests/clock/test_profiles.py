@@ -11,18 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special
 
-from analogsim.clock.profiles import (
-    Constant,
-    Offset,
-    Profile,
-    Ramp,
-    Sequence,
-    Sine,
-    Step,
-    Sum,
-    Trace,
-    parse_profile,
-)
+from analogsim.clock.composition import Offset, Sequence, Sum
+from analogsim.clock.profile_spec import parse_profile
+from analogsim.clock.profiles import Constant, Profile, Ramp, Sine, Step, Trace
 from analogsim.devices.physics import BOLTZMANN_EV_PER_K
 from analogsim.errors import ConfigError
 

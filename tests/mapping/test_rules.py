@@ -16,6 +16,7 @@ import pytest
 from analogsim.devices.quant import Quantizer
 from analogsim.errors import ConfigError
 from analogsim.mapping.rules import (
+    cards_of,
     list_mappings,
     load_mapping,
     mapping_from_dict,
@@ -396,3 +397,13 @@ def test_gpt2_roles_and_report(tiny_hf):
         "bits": 8,
         "per_channel": False,
     }
+
+
+# ---------------------------------------------------------------------------- cards_of
+def test_cards_of():
+    assert set(cards_of(load_mapping("all_analog"))) == {"pcm"}
+    assert set(cards_of(load_mapping("all_analog"), "rram")) == {"rram"}
+    assert cards_of(load_mapping("all_digital")) == {}
+    card = cards_of(load_mapping("all_analog"))["pcm"]
+    assert card["name"] == "pcm"
+    assert card["drift"]["t0_s"] == 20.0  # pcm drift t0

@@ -11,7 +11,7 @@ import torch
 
 from analogsim.devices import load_device
 from analogsim.errors import ConfigError
-from analogsim.mapping.rules import load_mapping, mapping_from_dict
+from analogsim.mapping.rules import mapping_from_dict
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
 from analogsim.models.quality import Quality, quality_metric
@@ -19,7 +19,6 @@ from analogsim.report.rundir import RunDir
 from analogsim.studies.evaluate import (
     EVAL_COLUMNS,
     EVAL_KEYS,
-    cards_of,
     device_datasheet,
     evaluate,
     summarize,
@@ -312,12 +311,3 @@ def test_summarize_non_finite():
     assert out["inf"]["mean"] == math.inf
     assert math.isnan(out["nan"]["mean"])
 
-
-# ---------------------------------------------------------------------------- cards_of
-def test_cards_of():
-    assert set(cards_of(load_mapping("all_analog"))) == {"pcm"}
-    assert set(cards_of(load_mapping("all_analog"), "rram")) == {"rram"}
-    assert cards_of(load_mapping("all_digital")) == {}
-    card = cards_of(load_mapping("all_analog"))["pcm"]
-    assert card["name"] == "pcm"
-    assert card["drift"]["t0_s"] == T0

@@ -20,15 +20,11 @@ from analogsim.studies.sweep import (
     SWEEP_COLUMNS,
     SWEEP_KEYS,
     crossing,
-    perturb,
-    restore,
     run_sweep,
-    select_targets,
     summarize_sweep,
     thresholds,
 )
 from tests.conftest import make_mlp
-from tests.devices._stats import Z, assert_close_std
 
 TEXT = (
     "The return statement leaves a function. A class definition creates a class object. "
@@ -103,136 +99,6 @@ def _assert_bit_exact(model: nn.Module, snap: dict[str, torch.Tensor]) -> None:
 
 def _changed(model: nn.Module, snap: dict[str, torch.Tensor]) -> set[str]:
     return {k for k, v in model.state_dict().items() if not torch.equal(v, snap[k])}
-
-
-# ---------------------------------------------------------------------------- selection
-def test_default_selection_skips_embeddings_and_tied_head(lm):
-    model = lm.model
-    snap = _snapshot(model)
-    targets = select_targets(model)
-    names = {n for t in targets for n in t.names}
-    assert "transformer.wte" not in names and "lm_head" not in names
-    assert "transformer.wpe" not in names
-    assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_proj"} <= names
-    perturb(targets, "gaussian", 0.1, 0)
-    changed = _changed(model, snap)
-    assert "transformer.wte.weight" not in changed and "lm_head.weight" not in changed
-    assert "transformer.wpe.weight" not in changed
-    assert not any(k.startswith("transformer.ln") or ".ln_" in k for k in changed)
-    conv_params = {
-        f"transformer.h.{i}.{m}.{p}"
-        for i in range(2)
-        for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-        for p in ("weight", "bias")
-    }
-    assert changed == conv_params
-    restore(targets)
-    _assert_bit_exact(model, snap)
-
-
-def test_include_embeddings_perturbs_shared_tensor_once(lm):
-    model = lm.model
-    snap = _snapshot(model)
-    targets = select_targets(model, include_embeddings=True)
-    shared = [t for t in targets if t.param is model.transformer.wte.weight]
-    assert len(shared) == 1
-    assert sorted(shared[0].names) == ["lm_head", "transformer.wte"]
-    assert len({id(t.param) for t in targets}) == len(targets)
-    sigma = 0.05
-    perturb(targets, "gaussian", sigma, 0)
-    assert model.lm_head.weight is model.transformer.wte.weight  # still tied
-    delta = model.transformer.wte.weight.detach() - snap["transformer.wte.weight"]
-    # one draw of N(0, sigma^2) per element (two draws added would give sigma * sqrt(2))
-    assert_close_std(delta, sigma)
-    assert {"transformer.wte.weight", "transformer.wpe.weight"} <= _changed(model, snap)
-    restore(targets)
-    _assert_bit_exact(model, snap)
-
-
-def test_role_selection_perturbs_only_those_roles(lm):
-    model = lm.model
-    snap = _snapshot(model)
-    targets = select_targets(model, ["mlp"])
-    perturb(targets, "uniform", 0.1, 3)
-    changed = _changed(model, snap)
-    assert changed
-    assert all(".mlp.c_" in k for k in changed), changed
-    assert len(changed) == 2 * 2 * 2  # 2 blocks x (c_fc, c_proj) x (weight, bias)
-    restore(targets)
-    _assert_bit_exact(model, snap)
-
-
-def test_no_bias(lm):
-    targets = select_targets(lm.model, ["attention"], include_bias=False)
-    assert all(t.param.dim() == 2 for t in targets)
-    assert len(targets) == 4
-
-
-def test_selection_errors(lm):
-    with pytest.raises(ConfigError, match="unknown role"):
-        select_targets(lm.model, ["attn"])
-    with pytest.raises(ConfigError, match="no layer of this model has the role"):
-        select_targets(lm.model, ["conv"])
-    # the head is the embedding's tensor: without embeddings nothing is left to perturb
-    with pytest.raises(ConfigError, match="perturbs no parameter"):
-        select_targets(lm.model, ["head"])
-    # with embeddings: the shared tensor once (named by both layers), and wpe
-    targets = select_targets(lm.model, ["head"], include_embeddings=True)
-    (t,) = [t for t in targets if "lm_head" in t.names]
-    assert t.param is lm.model.transformer.wte.weight
-    assert sorted(t.names) == ["lm_head", "transformer.wte"]
-    assert sorted(n for t in targets for n in t.names) == [
-        "lm_head",
-        "transformer.wpe",
-        "transformer.wte",
-    ]
-
-
-# ---------------------------------------------------------------------------- perturb
-def test_perturb_sets_original_plus_noise_not_cumulative():
-    model = make_mlp()
-    targets = select_targets(model)
-    perturb(targets, "gaussian", 0.2, 5)
-    once = _snapshot(model)
-    perturb(targets, "gaussian", 0.2, 5)
-    _assert_bit_exact(model, once)
-
-
-def test_gaussian_noise_has_sigma():
-    model = nn.Sequential(nn.Linear(200, 300), nn.ReLU(), nn.Linear(300, 10))
-    targets = select_targets(model, include_bias=False)
-    sigma = 0.03
-    perturb(targets, "gaussian", sigma, 0)
-    for t in targets:
-        assert_close_std(t.param.detach() - t.original, sigma)
-
-
-def test_bias_noise_independent_of_weight_noise():
-    """The bias must not reuse the weight's stream (its noise would copy the weight's)."""
-    model = nn.Sequential(nn.Linear(50, 2000), nn.ReLU(), nn.Linear(2000, 2))
-    targets = select_targets(model, ["mlp"])
-    perturb(targets, "gaussian", 1.0, 0)
-    w, b = (t.param.detach() - t.original for t in targets)
-    n = b.numel()
-    r = torch.corrcoef(torch.stack([w.flatten()[:n], b]))[0, 1]
-    assert abs(float(r)) < Z / math.sqrt(n)
-
-
-def test_relative_sigma_scales_with_each_layer_std():
-    model = nn.Sequential(nn.Linear(100, 200), nn.ReLU(), nn.Linear(200, 100))
-    with torch.no_grad():
-        model[2].weight.mul_(10.0)  # very different weight spreads
-    targets = select_targets(model, include_bias=False)
-    sigma = 0.1
-    perturb(targets, "gaussian", sigma, 1, relative=True)
-    for t in targets:
-        delta = t.param.detach() - t.original
-        assert_close_std(delta / t.original.std(), sigma)
-    rel = {t.names[0]: (t.param.detach() - t.original).clone() for t in targets}
-    # same seed: relative sigma equals absolute sigma * std(W) per layer
-    for t in targets:
-        perturb([t], "gaussian", sigma * float(t.original.float().std()), 1)
-        assert torch.allclose(t.param.detach() - t.original, rel[t.names[0]], rtol=1e-5, atol=0)
 
 
 # ---------------------------------------------------------------------------- run_sweep

@@ -12,8 +12,7 @@ from torch import nn
 from analogsim.devices import card_dict, load_device
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
-from analogsim.mapping.rules import load_mapping
-from analogsim.mapping.rules import cards_of
+from analogsim.mapping.rules import cards_of, load_mapping
 from analogsim.train.checkpoint import (
     SIDECAR,
     WEIGHTS,
