@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import GenerationConfig
 
 from analogsim.errors import ConfigError
 from analogsim.metrics._util import context_length, eval_mode, is_hf_model, logits_of, model_device
@@ -254,8 +255,6 @@ def generate_samples(
     batch). The returned strings hold only the new text, special tokens removed; the
     generation stops early if the model emits its EOS token.
     """
-    from transformers import GenerationConfig
-
     if max_new_tokens < 1:
         raise ConfigError(
             "need at least one new token",

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch import nn
 
 from analogsim.metrics import accuracy
@@ -80,9 +82,6 @@ def digits_data(
 
     The split is stratified by class and fixed by ``random_state``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_size, random_state=random_state, stratify=y

