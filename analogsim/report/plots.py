@@ -8,23 +8,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from analogsim.report.figure import colour_cycle, new_figure, save_figure
 from analogsim.units import format_time
 
 _STYLES = ["-", "--", ":", "-."]
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Lay out, write (PNG at 120 dpi) and close ``fig``; returns the path."""
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _f(x: Any) -> float:
@@ -47,10 +34,10 @@ def _x(t: float) -> float:
 
 def plot_datasheet(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Mean G/G_target (band: 1st-99th percentile, else +-1 std) against time; colour per level, style per T."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(figsize=(7, 4.5))
     levels = sorted({_f(r["g_rel"]) for r in rows})
     temps = sorted({_f(r["temperature_K"]) for r in rows})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = colour_cycle()
     for i, g in enumerate(levels):
         for j, temp in enumerate(temps):
             sel = sorted(
@@ -88,7 +75,7 @@ def plot_metric_vs_time(
     log_y: bool = False,
 ) -> Path:
     """Mean metric (error bars: std over seeds) against time; a line per series and T."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = new_figure(figsize=(7.5, 4.8))
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in summary:
         if r.get("metric", metric) != metric:
@@ -96,7 +83,7 @@ def plot_metric_vs_time(
         groups[(*(r.get(s, "") for s in series), _f(r["temperature_K"]))].append(r)
     temps = sorted({k[-1] for k in groups})
     names = sorted({k[:-1] for k in groups})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = colour_cycle()
     for key, sel in sorted(groups.items()):
         sel.sort(key=lambda r: _f(r["time_s"]))
         ci = names.index(key[:-1])
@@ -139,7 +126,7 @@ def plot_sweep(
 ) -> Path:
     """Mean metric against sigma with the min..max band over seeds and threshold crossings."""
     rows = sorted((r for r in summary if r["metric"] == metric), key=lambda r: _f(r["sigma"]))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(figsize=(7, 4.5))
     x = [_f(r["sigma"]) for r in rows]
     m = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in rows]
     lo = [_f(r["min"]) if math.isfinite(_f(r["min"])) else float("nan") for r in rows]
@@ -179,8 +166,8 @@ def plot_quality_vs_energy(
     """Metric against energy per token, one panel per temperature, one marker per time."""
     temps = sorted({_f(r["temperature_K"]) for r in summary if r["metric"] == metric})
     times = sorted({_f(r["time_s"]) for r in summary if r["metric"] == metric})
-    fig, axes = plt.subplots(
-        1, max(1, len(temps)), figsize=(5.5 * max(1, len(temps)), 4.5), squeeze=False
+    fig, axes = new_figure(
+        (5.5 * max(1, len(temps)), 4.5), nrows=1, ncols=max(1, len(temps)), squeeze=False
     )
     markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
     for ax, temp in zip(axes[0], temps, strict=False):

@@ -1,6 +1,6 @@
 """Plots of training runs and robustness comparisons, drawn from saved rows (CSV).
 
-Drawing only; files are written with :func:`analogsim.report.plots.save_figure`.
+Drawing only; files are written with :func:`analogsim.report.figure.save_figure`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from analogsim.report.plots import save_figure
+from analogsim.report.figure import save_figure
 from analogsim.units import format_time
 
 
