@@ -115,7 +115,7 @@ def _():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from analogsim.clock.core import Clock
-    from analogsim.studies.generate import generate_with_clock
+    from analogsim.clock.hook import generate_with_clock
 
     torch.manual_seed(0)
     model = (
@@ -148,7 +148,8 @@ def _():
 
 
 def _train(method, device_card="pcm", **hwa_kw):
-    from analogsim.train.hwa import HWAConfig, install_hwa
+    from analogsim.train.hwa import install_hwa
+    from analogsim.train.hwa_config import HWAConfig
     from analogsim.train.learned import install_learned_noise
 
     m = mlp(128).to(dev)

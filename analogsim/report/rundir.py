@@ -21,7 +21,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +158,13 @@ class RunDir:
             self.finish("failed")
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, *, bool_digit: bool = False) -> str:
+    """A CSV cell: empty for None, floats that round-trip (``repr``), ``inf``/``nan``;
+    with ``bool_digit`` a bool is ``1``/``0`` (else ``True``/``False``)."""
     if v is None:
         return ""
+    if bool_digit and isinstance(v, bool):
+        return "1" if v else "0"
     if isinstance(v, float):
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
@@ -176,4 +180,24 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     if p.is_dir():
         p = p / "results.csv"
     with p.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
+    """Write ``rows`` (dicts) with ``columns`` in order, atomically; floats round-trip
+    (``repr``), bools are ``1``/``0``, None is empty (a run's ``trace.csv``, ``events.csv``)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([_fmt(r.get(c), bool_digit=True) for c in columns])
+    tmp.replace(path)
+    return path
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file (a trace, events, results) as dicts of strings."""
+    with Path(path).open(newline="") as fh:
         return list(csv.DictReader(fh))

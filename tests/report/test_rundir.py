@@ -10,7 +10,7 @@ import math
 import pytest
 
 from analogsim.errors import ConfigError
-from analogsim.report.rundir import RunDir, read_results
+from analogsim.report.rundir import RunDir, read_csv, read_results, write_csv
 
 COLUMNS = ["model", "seed", "time_s", "metric", "value"]
 KEYS = ["model", "seed", "time_s"]
@@ -171,3 +171,22 @@ def test_default_out_is_timestamped(tmp_path, monkeypatch):
     assert run.path.resolve().parent == (tmp_path / "runs").resolve()
     assert run.path.name.endswith("-eval")
     assert (run.path / "manifest.json").exists()
+
+
+def test_write_csv_cells_round_trip(tmp_path):
+    """Trace files: floats round-trip (repr), bools are 1/0, None is empty, and the file
+    is replaced atomically (no .tmp left behind)."""
+    rows = [
+        {"a": 0.1 + 0.2, "b": True, "c": None, "d": "x"},
+        {"a": math.inf, "b": False, "c": -math.inf, "d": 3},
+        {"a": math.nan, "b": 1, "d": ""},
+    ]
+    path = write_csv(tmp_path / "t.csv", rows, ["a", "b", "c", "d"])
+    back = read_csv(path)
+    assert [list(r.values()) for r in back] == [
+        [repr(0.1 + 0.2), "1", "", "x"],
+        ["inf", "0", "-inf", "3"],
+        ["nan", "1", "", ""],
+    ]
+    assert float(back[0]["a"]) == 0.1 + 0.2
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]

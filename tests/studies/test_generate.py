@@ -1,8 +1,8 @@
-"""Tests for clocked generation, the trace and its detector, ``stream``, the CLI and the bench."""
+"""Tests of the ``generate`` study (``analogsim/studies/generate.py``): the run directory,
+its trace and resume, the CLI and the bench."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -10,19 +10,18 @@ import sys
 import pytest
 import torch
 from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
 
+from analogsim.bench.clock import run_generation_bench
+from analogsim.bench.run import BENCH_COLUMNS
+from analogsim.cli import main
 from analogsim.clock.core import Clock
 from analogsim.errors import ConfigError
-from analogsim.mapping.convert import convert
 from analogsim.models import LoadedModel
-from analogsim.studies.generate import (
-    TokenRecorder,
-    digital_scores,
-    generate_with_clock,
-    parse_fault_rates,
-    run_generate,
-)
-from analogsim.studies.trace import detect_cliff, read_csv, trace_columns
+from analogsim.models.tiny_gpt2 import train_tokenizer
+from analogsim.report.rundir import read_csv
+from analogsim.studies.generate import GenerateOptions, run_generate
+from analogsim.studies.trace import trace_columns
 from tests.clock.conftest import loaded, mapping, tiny_gpt2
 
 HOUR, DAY = 3600.0, 86400.0
@@ -30,100 +29,6 @@ HOUR, DAY = 3600.0, 86400.0
 
 def _trace(path) -> list[dict[str, str]]:
     return read_csv(path / "trace.csv")
-
-
-# ------------------------------------------------------------------ the hook
-
-
-def test_every_token_sees_its_own_time(prompt):
-    model = tiny_gpt2()
-    am = convert(model, mapping("pcm")).program(0)
-    seen: list[float] = []
-    layer = next(layer for _, layer in am.analog_layers())
-    orig = layer.forward
-
-    def spy(x):
-        seen.append(am.time_s)
-        return orig(x)
-
-    layer.forward = spy
-    clock = Clock(am, step_time_s=HOUR, start_age_s=DAY, profile="300K", tolerance=0.0)
-    res = generate_with_clock(am, prompt, clock, 6)
-    assert len(res.tokens) == 6 and len(res.steps) == 6
-    # forward k (k = 0 the prefill) runs with the chip at start_age + k * token_time
-    assert seen == [DAY + k * HOUR for k in range(6)]
-    assert [s.time_s for s in res.steps] == seen
-
-
-def test_generation_does_not_stop_at_eos_unless_asked(prompt):
-    model = tiny_gpt2()
-    res = generate_with_clock(model, prompt, Clock(None, 1.0), 5)
-    assert len(res.tokens) == 5
-    first = res.tokens[0]
-    # with the first token declared EOS: exactly 5 tokens by default, one with stop_at_eos
-    res = generate_with_clock(model, prompt, Clock(None, 1.0), 5, eos_token_id=first)
-    assert len(res.tokens) == 5
-    res = generate_with_clock(
-        model, prompt, Clock(None, 1.0), 5, stop_at_eos=True, eos_token_id=first
-    )
-    assert res.tokens == [first]
-    assert len(res.steps) == 1
-
-
-def test_sampling_uses_its_own_generator_and_leaves_the_global_rng(prompt):
-    model = tiny_gpt2()
-    torch.manual_seed(123)
-    before = torch.get_rng_state()
-    a = generate_with_clock(model, prompt, Clock(None, 1.0), 12, sample=True, seed=5)
-    assert torch.equal(torch.get_rng_state(), before)
-    b = generate_with_clock(model, prompt, Clock(None, 1.0), 12, sample=True, seed=5)
-    c = generate_with_clock(model, prompt, Clock(None, 1.0), 12, sample=True, seed=6)
-    g = generate_with_clock(model, prompt, Clock(None, 1.0), 12)
-    assert a.tokens == b.tokens
-    assert a.tokens != c.tokens
-    assert a.tokens != g.tokens
-
-
-def test_recorder_entropy_and_logprob_against_hand_values():
-    rec = TokenRecorder()
-    z = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)  # p = (1/4, 3/4)
-    rec(torch.zeros(1, 1, dtype=torch.long), z)
-    rec.finish()
-    assert rec.tokens == [1]
-    assert rec.logprobs[0] == pytest.approx(math.log(0.75), abs=1e-12)
-    h = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
-    assert rec.entropies[0] == pytest.approx(h, abs=1e-12)
-    # top-k 1 sampling always returns the arg-max, whatever the uniform
-    s = TokenRecorder(sample=True, generator=torch.Generator().manual_seed(0), top_k=1)
-    for _ in range(20):
-        s(torch.zeros(1, 1, dtype=torch.long), z)
-    assert set(s.finish().tokens) == {1}
-
-
-# ------------------------------------------------------------------ against the digital model
-
-
-@pytest.mark.parametrize("sample", [False, True])
-def test_everything_ideal_generates_the_digital_text(prompt, sample):
-    digital = tiny_gpt2()
-    ref = generate_with_clock(digital, prompt, Clock(None, HOUR), 24, sample=sample, seed=2)
-    am = convert(tiny_gpt2(), mapping("ideal")).program(0)
-    clock = Clock(am, HOUR, DAY, "sine:300K:360K:1d")
-    res = generate_with_clock(am, prompt, clock, 24, sample=sample, seed=2)
-    assert res.tokens == ref.tokens
-    assert res.logprobs == pytest.approx(ref.logprobs, abs=1e-4)
-    dlp, _ = digital_scores(digital, res.ids, res.prompt_len)
-    assert dlp == pytest.approx(res.logprobs, abs=1e-4)
-    assert len(set(ref.tokens)) > 2  # not a degenerate constant text
-
-
-def test_digital_scores_are_teacher_forced(prompt):
-    model = tiny_gpt2()
-    res = generate_with_clock(model, prompt, Clock(None, 1.0), 8)
-    lp, ent = digital_scores(model, res.ids, res.prompt_len)
-    # greedy on the same digital model: its own log-probabilities, token by token
-    assert lp == pytest.approx(res.logprobs, abs=1e-5)
-    assert ent == pytest.approx(res.entropies, abs=1e-5)
 
 
 # ------------------------------------------------------------------ the run
@@ -251,79 +156,11 @@ def test_bad_generate_input_fails_before_work(tmp_path):
         run_generate(lm, prompt=[1], tokens=4, noise="gaussian", out=tmp_path / "b")
     with pytest.raises(ConfigError, match="tokenizer"):
         run_generate(lm, prompt="hello", tokens=4, out=tmp_path / "c")
-    with pytest.raises(ConfigError, match="fault"):
-        parse_fault_rates("gmid=1e-9")
     with pytest.raises(ConfigError, match="analog mapping"):
         run_generate(lm, prompt=[1], tokens=4, recalibrate_every="1h", out=tmp_path / "d")
-    assert parse_fault_rates("gmin=1e-9, outlier=2e-10") == {
-        "faults.onset_gmin_per_s": 1e-9,
-        "faults.onset_outlier_per_s": 2e-10,
-    }
     clf = LoadedModel("mlp", "classifier", nn.Linear(2, 2), None, None)
     with pytest.raises(ConfigError, match="causal"):
         run_generate(clf, prompt=[1], tokens=2, out=tmp_path / "e")
-
-
-# ------------------------------------------------------------------ cliff detector
-
-
-def test_cliff_detector_finds_a_step_and_ignores_noise():
-    g = torch.Generator().manual_seed(0)
-    healthy = (torch.randn(200, generator=g) * 0.3).tolist()
-    digital = [-2.0] * 200
-    quiet = detect_cliff([d + x for d, x in zip(digital, healthy, strict=True)], digital)
-    assert quiet["alarm_index"] is None
-    broken = [x + (2.5 if i >= 120 else 0.0) for i, x in enumerate(healthy)]
-    res = detect_cliff([d + x for d, x in zip(digital, broken, strict=True)], digital)
-    assert 120 <= res["alarm_index"] <= 126
-    assert 115 <= res["onset_index"] <= 121
-    assert res["cusum"][-1] > res["h_nats"]
-    # an overflowing model (non-finite gap) alarms at once
-    assert detect_cliff([math.nan, 0.0], [0.0, 0.0])["alarm_index"] == 0
-
-
-# ------------------------------------------------------------------ stream
-
-
-def _classifier() -> LoadedModel:
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(60, 8, generator=g)
-    w = torch.randn(8, 3, generator=g)
-    y = (x @ w).argmax(dim=1)
-    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.cat([w.t(), -w.t(), torch.zeros(10, 8)]))
-        net[0].bias.zero_()
-        net[2].weight.copy_(torch.cat([torch.eye(3), -torch.eye(3), torch.zeros(3, 10)], dim=1))
-        net[2].bias.zero_()
-    data = {"x_test": x, "y_test": y}
-    return LoadedModel("toy-classifier", "classifier", net.eval(), None, data)
-
-
-def test_stream_accuracy_over_deployment_time(tmp_path):
-    from analogsim.studies.stream import run_stream
-
-    lm = _classifier()
-    res = run_stream(
-        lm,
-        input_time="1d",
-        start_age="1h",
-        temperature="ramp:300K:360K:60d",
-        mapping=mapping("pcm"),
-        inputs=90,
-        window=10,
-        out=tmp_path / "s",
-    )
-    rows = read_csv(tmp_path / "s" / "trace.csv")
-    assert len(rows) == 90
-    assert [float(r["time_s"]) for r in rows[:3]] == [HOUR, HOUR + DAY, HOUR + 2 * DAY]
-    assert [int(r["label"]) for r in rows[:60]] == lm.data["y_test"].tolist()
-    assert res["metrics"]["digital_accuracy"] == 1.0
-    assert 0 <= res["metrics"]["accuracy"] <= 1
-    assert (tmp_path / "s" / "accuracy_vs_time.png").exists()
-    # ideal chip: every prediction equals the digital one
-    ideal = run_stream(lm, input_time="1h", mapping=mapping("ideal"), out=tmp_path / "i")
-    assert ideal["metrics"]["accuracy"] == 1.0
 
 
 # ------------------------------------------------------------------ CLI
@@ -332,10 +169,6 @@ def test_stream_accuracy_over_deployment_time(tmp_path):
 @pytest.fixture
 def model_folder(tmp_path):
     """A tiny GPT-2 with its own byte-level BPE tokenizer, saved like a Hugging Face model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from analogsim.models.tiny_gpt2 import train_tokenizer
-
     text = "\n\n".join(["the return statement returns a value from a function"] * 20)
     tok = train_tokenizer(text, vocab_size=300, model_max_length=128)
     cfg = GPT2Config(
@@ -357,8 +190,6 @@ def model_folder(tmp_path):
 
 
 def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from analogsim.cli import main
-
     monkeypatch.setattr(sys, "argv", ["analogsim", *args])
     code = 0
     try:
@@ -451,38 +282,10 @@ def test_cli_bad_input_is_one_clear_error(model_folder, tmp_path, monkeypatch, c
     assert code == 2 and "schedule" in err
 
 
-def test_cli_stream(monkeypatch, capsys, tmp_path):
-    import analogsim.models
-
-    monkeypatch.setattr(analogsim.models, "load_model", lambda name, progress=True: _classifier())
-    code, stdout, _ = _main(
-        monkeypatch,
-        capsys,
-        "stream",
-        "toy",
-        "--device",
-        "pcm",
-        "--input-time",
-        "1h",
-        "--inputs",
-        "20",
-        "--window",
-        "5",
-        "--out",
-        str(tmp_path / "s"),
-    )
-    assert code == 0 and "accuracy" in stdout
-    with (tmp_path / "s" / "trace.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 20
-
-
 # ------------------------------------------------------------------ bench
 
 
 def test_generation_bench_rows_have_the_bench_format():
-    from analogsim.bench.clock import run_generation_bench
-    from analogsim.bench.run import BENCH_COLUMNS
-
     rows = run_generation_bench(tokens=4, rounds=1, model=tiny_gpt2(), name="tiny")
     assert len(rows) == 6
     for r in rows:
@@ -543,3 +346,22 @@ def test_interrupted_generation_keeps_its_trace_and_reruns(tmp_path, monkeypatch
     assert [r["logprob"] for r in full["rows"][:5]] == pytest.approx(
         [float(r["logprob"]) for r in partial], rel=1e-9
     )
+
+
+def test_options_object_and_keywords_give_the_same_run(tmp_path):
+    kw = dict(prompt=[1, 2, 3], tokens=6, token_time="1h", mapping=mapping("pcm"), sample=True)
+    a = run_generate(loaded(tiny_gpt2()), GenerateOptions(**kw), out=tmp_path / "a", plots=False)
+    b = run_generate(loaded(tiny_gpt2()), out=tmp_path / "b", plots=False, **kw)
+    # keywords replace fields of the options object
+    c = run_generate(
+        loaded(tiny_gpt2()),
+        GenerateOptions(**{**kw, "tokens": 3}),
+        tokens=6,
+        out=tmp_path / "c",
+        plots=False,
+    )
+    traces = [(tmp_path / d / "trace.csv").read_text() for d in "abc"]
+    assert traces[0] == traces[1] == traces[2]
+    assert a["text"] == b["text"] == c["text"]
+    with pytest.raises(TypeError, match="tokens"):
+        run_generate(loaded(tiny_gpt2()), tokns=6, out=tmp_path / "d")
