@@ -16,11 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from analogsim.cost.attention import attention_macs_per_token
+from analogsim.cost.estimate import estimate_cost
+from analogsim.cost.table import load_costs
 from analogsim.devices import list_devices, load_device
 from analogsim.errors import ConfigError
 from analogsim.mapping.rules import Mapping, load_mapping, resolve_plan
+from analogsim.metrics._util import context_length
 from analogsim.models import LoadedModel, load_model
 from analogsim.report.rundir import RunDir
+from analogsim.studies.evaluate import evaluate, summarize
 from analogsim.tiles.config import TILE_KEYS, TileConfig
 from analogsim.units import parse_float
 
@@ -156,11 +161,6 @@ def run_compare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Quality and cost of each partition (and varied value). Returns rows, summary, costs."""
-    from analogsim.cost.attention import attention_macs_per_token
-    from analogsim.cost.estimate import estimate_cost
-    from analogsim.cost.table import load_costs
-    from analogsim.studies.evaluate import evaluate, summarize
-
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
     table = load_costs(costs)
     context = _context_tokens(loaded)
@@ -234,12 +234,9 @@ def run_compare(
 def _context_tokens(loaded: LoadedModel) -> int:
     """Context length for the cost of attention products: the evaluation window."""
     if loaded.kind != "causal-lm":
-        cfg = getattr(loaded.model, "config", None)
-        n = getattr(cfg, "max_position_embeddings", None)
-        return int(min(n, 128)) if isinstance(n, int) else 0
-    cfg = loaded.model.config
-    n = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1024)
-    return int(min(n, 256))
+        # an encoder's sequence length, capped at 128 (0 for a model without one)
+        return min(context_length(loaded.model, default=0), 128)
+    return min(context_length(loaded.model), 256)
 
 
 def json_rows(result: dict[str, Any], vary: Vary | None) -> list[dict[str, Any]]:

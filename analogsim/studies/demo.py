@@ -19,7 +19,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich.markdown import Markdown
+
+from analogsim.mapping.rules import cards_of, load_mapping
+from analogsim.models import load_model
+from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
 from analogsim.report.rundir import RunDir, default_out
+from analogsim.studies.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
+from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, evaluate, summarize
 from analogsim.units import format_time
 
 PARTITIONS = (
@@ -44,15 +51,6 @@ def run_demo(
     times: tuple[float, ...] = DEMO_TIMES,
 ) -> Path:
     """Run the demo study; returns the demo directory."""
-    from analogsim.mapping.rules import load_mapping
-    from analogsim.report.plots import (
-        plot_metric_vs_time,
-        plot_quality_vs_energy,
-    )
-    from analogsim.studies.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
-    from analogsim.mapping.rules import cards_of
-    from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, evaluate, summarize
-
     root = Path(out) if out is not None else default_out("demo")
     root.mkdir(parents=True, exist_ok=True)
     config = {
@@ -121,8 +119,6 @@ def run_demo(
         # 2. devices on the digits MLP
         sub_cfg = {k: config[k] for k in ("devices", "times_s", "temperatures_K", "seeds")}
         with RunDir(root / "digits-devices", "eval", sub_cfg, EVAL_COLUMNS, EVAL_KEYS) as run:
-            from analogsim.models import load_model
-
             loaded = load_model("digits-mlp", progress=progress)
             for dev in DEMO_DEVICES:
                 evaluate(
@@ -163,8 +159,6 @@ def run_demo(
             report="report.md", studies=[str(s.get("model", "digits-devices")) for s in sections]
         )
     if console is not None:
-        from rich.markdown import Markdown
-
         console.print(Markdown(report))
     return root
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from analogsim.devices import DeviceModel, load_device
-from analogsim.mapping.analog_model import AnalogModel
+from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import Mapping, cards_of, load_mapping
 from analogsim.models import LoadedModel, load_model
@@ -54,8 +54,6 @@ def device_datasheet(
     rows = []
     for g_rel in g_levels:
         if not 0.0 <= g_rel <= 1.0:
-            from analogsim.errors import ConfigError
-
             raise ConfigError("relative level must be in [0, 1]", key="g", value=g_rel)
         target = dev.g_min + g_rel * (dev.g_max - dev.g_min)
         g_t = torch.full((samples,), target, dtype=torch.float64)
@@ -198,7 +196,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 __all__ = [
     "EVAL_COLUMNS",
     "EVAL_KEYS",
-    "AnalogModel",
     "device_datasheet",
     "evaluate",
     "summarize",

@@ -7,13 +7,14 @@ import math
 from pathlib import Path
 
 from analogsim.errors import ConfigError
+from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy, plot_sweep
 from analogsim.report.rundir import read_results
+from analogsim.studies.evaluate import summarize
+from analogsim.studies.sweep import summarize_sweep
 
 
 def redraw(run_dir: str | Path) -> list[Path]:
     """Draw the plots of an ``eval``, ``compare`` or ``sweep`` run again; returns the paths."""
-    from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy, plot_sweep
-
     root = Path(run_dir)
     manifest = json.loads((root / "manifest.json").read_text())
     command = manifest.get("command")
@@ -22,8 +23,6 @@ def redraw(run_dir: str | Path) -> list[Path]:
         raise ConfigError("results.csv has no rows", file=root / "results.csv")
     out: list[Path] = []
     if command in ("eval", "compare"):
-        from analogsim.studies.evaluate import summarize
-
         by = (
             ("mapping", "vary", "time_s", "temperature_K", "metric")
             if command == "compare"
@@ -62,8 +61,6 @@ def redraw(run_dir: str | Path) -> list[Path]:
                 )
             )
     elif command == "sweep":
-        from analogsim.studies.sweep import summarize_sweep
-
         summary = summarize_sweep(rows)
         baseline = manifest.get("baseline", {})
         crossings = manifest.get("crossings", [])

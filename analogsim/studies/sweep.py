@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,9 @@ import torch
 from analogsim.devices.noise import get_noise
 from analogsim.errors import ConfigError
 from analogsim.mapping.perturb import perturb, restore, select_targets
+from analogsim.metrics.language import generate_samples, next_token_entropy_bits
 from analogsim.models import LoadedModel, load_model
+from analogsim.models.quality import quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
 
@@ -66,13 +69,9 @@ def crossing(
 
 
 def _metrics(loaded: LoadedModel, prompts: Sequence[str], max_tokens: int):
-    from analogsim.studies.evaluate import quality_metric
-
     q = quality_metric(loaded, max_tokens=max_tokens)
     funcs = {q.name: q.score}
     if loaded.kind == "causal-lm":
-        from analogsim.metrics.language import next_token_entropy_bits
-
         funcs["entropy_bits"] = lambda m: next_token_entropy_bits(
             m, loaded.tokenizer, list(prompts), steps=10
         )
@@ -142,8 +141,6 @@ def run_sweep(
                         for name, f in funcs.items():
                             point_rows.append({**point, "metric": name, "value": float(f(model_))})
                         if loaded.kind == "causal-lm" and seed == seed_list[0]:
-                            from analogsim.metrics.language import generate_samples
-
                             text = generate_samples(
                                 model_, loaded.tokenizer, [prompts[0]], sample_tokens, seed=0
                             )[0]
@@ -179,8 +176,6 @@ def run_sweep(
 
 def summarize_sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (sigma, metric): mean, std, min, max over seeds (inf-aware)."""
-    from collections import defaultdict
-
     groups: dict[tuple[float, str], list[float]] = defaultdict(list)
     for r in rows:
         groups[(float(r["sigma"]), r["metric"])].append(float(r["value"]))
