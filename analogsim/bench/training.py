@@ -23,7 +23,8 @@ from analogsim.bench.timing import interleaved
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.models import load_model
-from analogsim.train.hwa import HWAConfig, install_hwa
+from analogsim.train.hwa import install_hwa
+from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import install_learned_noise
 
 CASES = ("digits-mlp", "tiny-gpt2", "wide-mlp")

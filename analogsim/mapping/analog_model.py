@@ -39,15 +39,9 @@ from analogsim.devices import DeviceModel
 from analogsim.devices.age import AgeKey, DeploymentAge
 from analogsim.devices.rng import CHUNK, derive_seed
 from analogsim.mapping.rules import LayerPlan, PlacementPlan
-from analogsim.tiles.embedding import AnalogEmbedding
+from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
+from analogsim.tiles.kinds import set_submodule
 from analogsim.tiles.layer import AnalogLayer
-
-
-def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
-    """Replace the module at dotted path ``name`` under ``root`` by ``new``."""
-    parent_name, _, child = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, new)
 
 
 class AnalogModel(nn.Module):
@@ -79,12 +73,8 @@ class AnalogModel(nn.Module):
         return self.model(*args, **kwargs)
 
     def analog_layers(self) -> Iterator[tuple[str, AnalogLayer | AnalogEmbedding]]:
-        """(name, layer) of every analog-placed layer."""
-        # an AnalogEmbedding's inner AnalogLayer is part of it, not a layer of its own
-        inner = {id(m._layer) for m in self.model.modules() if isinstance(m, AnalogEmbedding)}
-        for name, mod in self.model.named_modules():
-            if isinstance(mod, AnalogLayer | AnalogEmbedding) and id(mod) not in inner:
-                yield name, mod
+        """(name, layer) of every analog-placed layer (:func:`~analogsim.tiles.embedding.analog_layers`)."""
+        return analog_layers(self.model)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """Hugging Face ``generate`` of the converted model."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analogsim.devices.quant import Quantizer
-from analogsim.mapping.analog_model import AnalogModel, set_submodule
+from analogsim.mapping.analog_model import AnalogModel
 from analogsim.mapping.rules import Mapping, load_mapping, resolve_plan
 from analogsim.tiles.embedding import AnalogEmbedding
-from analogsim.tiles.layer import AnalogLayer, weight_matrix
+from analogsim.tiles.kinds import forward_with, set_submodule, weight_matrix
+from analogsim.tiles.layer import AnalogLayer
 
 
 class DigitalQuantized(nn.Module):
@@ -32,27 +32,11 @@ class DigitalQuantized(nn.Module):
         self.quantizer = quantizer
         self.name = name
         with torch.no_grad():
-            if isinstance(module, nn.Embedding):
-                q = quantizer(module.weight.detach())
-            else:
-                q = quantizer(weight_matrix(module).detach())
+            q = quantizer(weight_matrix(module).detach())  # (out, in)
         self.register_buffer("w_q", q.contiguous(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        m = self.digital
-        if isinstance(m, nn.Embedding):
-            return F.embedding(
-                x, self.w_q, m.padding_idx, m.max_norm, m.norm_type, m.scale_grad_by_freq, m.sparse
-            )
-        if isinstance(m, nn.Conv2d):
-            padding = m.padding
-            if m.padding_mode != "zeros":  # as nn.Conv2d: pad explicitly, then no padding
-                x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
-                padding = 0
-            return F.conv2d(
-                x, self.w_q.view_as(m.weight), m.bias, m.stride, padding, m.dilation, m.groups
-            )
-        return F.linear(x, self.w_q, m.bias)
+        return forward_with(self.digital, x, self.w_q)
 
     def extra_repr(self) -> str:
         return f"int{self.quantizer.bits}, per_channel={self.quantizer.per_channel}"

@@ -2,7 +2,8 @@
 
 A *weight layer* is a module analogsim can wrap: ``nn.Linear`` (and subclasses such as
 Falcon's ``FalconLinear``), GPT-2's ``transformers.pytorch_utils.Conv1D``, ``nn.Conv2d`` and
-``nn.Embedding`` (and subclasses such as OPT's learned positional embedding).
+``nn.Embedding`` (and subclasses such as OPT's learned positional embedding); its *kind* is
+one of :data:`analogsim.tiles.kinds.KINDS` (:func:`analogsim.tiles.kinds.module_kind`).
 
 Its *role* is one of :data:`ROLES`. The mapper's placement rules select layers by role, so the
 role must be right for every family analogsim knows and sensible for the ones it has never seen.
@@ -27,7 +28,6 @@ This module only reads the model; it never changes it.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,10 +36,10 @@ import torch
 from torch import nn
 
 from analogsim.errors import AnalogsimError
+from analogsim.tiles.kinds import module_kind
 
 __all__ = [
     "FAMILY_RULES",
-    "KINDS",
     "NAMED_FAMILIES",
     "ROLES",
     "LayerInfo",
@@ -51,10 +51,6 @@ __all__ = [
 
 ROLES: tuple[str, ...] = ("attention", "mlp", "embedding", "head", "conv", "other")
 """Every role a weight layer can have, in the order reports list them."""
-
-KINDS: tuple[str, ...] = ("linear", "conv1d", "conv2d", "embedding")
-"""Every module kind :func:`weight_layers` returns (``conv1d`` is transformers' ``Conv1D``)."""
-
 
 # --------------------------------------------------------------------------------------------
 # Public data
@@ -275,29 +271,6 @@ _MLP_LEAVES = frozenset(
 # --------------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _conv1d_class() -> type[nn.Module] | None:
-    """transformers' GPT-2 ``Conv1D`` (weight stored as (in, out)), or None without transformers."""
-    try:
-        from transformers.pytorch_utils import Conv1D
-    except ImportError:  # transformers is a core dependency; stay usable on plain torch anyway
-        return None
-    return Conv1D
-
-
-def _kind(module: nn.Module) -> str | None:
-    conv1d = _conv1d_class()
-    if conv1d is not None and isinstance(module, conv1d):
-        return "conv1d"
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.Conv2d):
-        return "conv2d"
-    if isinstance(module, nn.Embedding):
-        return "embedding"
-    return None
-
-
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The modules analogsim can wrap, as ``(qualified_name, module)`` in module order.
 
@@ -310,7 +283,7 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if _kind(module) is not None and getattr(module, "weight", None) is not None
+        if module_kind(module) is not None and getattr(module, "weight", None) is not None
     ]
 
 
@@ -531,7 +504,7 @@ def model_roles(model: nn.Module) -> ModelRoles:
                 f"layer '{name}' ({type(module).__name__}) has an uninitialised lazy weight; "
                 "run one forward pass with a sample input before mapping the model"
             )
-    kinds = {name: _kind(module) or "" for name, module in layers}
+    kinds = {name: module_kind(module) or "" for name, module in layers}
     tied = _tied_names(layers)
 
     decided: dict[str, tuple[str, str]] = {}

@@ -31,7 +31,7 @@ from analogsim.models.base import LoadedModel
 from analogsim.report.rundir import RunDir
 from analogsim.report.train_plots import plot_learned_sigma, plot_training
 from analogsim.train.checkpoint import load_checkpoint, save_checkpoint
-from analogsim.train.hwa import HWAConfig
+from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import LearnedNoiseConfig
 from analogsim.train.loop import NOISE_COLUMNS, TrainConfig, TrainResult, fit, load_base
 

@@ -1,12 +1,14 @@
-"""Embedding tables stored in analog memory: a lookup reads the device conductances."""
+"""Embedding tables stored in analog memory, and the analog layers of a model."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+from collections.abc import Iterator
+
 from torch import Tensor, nn
 
 from analogsim.devices import DeviceModel
 from analogsim.tiles.config import TileConfig
+from analogsim.tiles.kinds import forward_with
 from analogsim.tiles.layer import AnalogLayer
 
 
@@ -26,6 +28,7 @@ class AnalogEmbedding(nn.Module):
         shim = nn.Linear(module.embedding_dim, module.num_embeddings, bias=False)
         shim.weight = module.weight
         self._layer = AnalogLayer(shim, device, TileConfig.ideal(), name)
+        self._layer.inner = True
         self.kind = "embedding"
 
     @property
@@ -43,13 +46,19 @@ class AnalogEmbedding(nn.Module):
         return self._layer.state_bytes()
 
     def forward(self, ids: Tensor) -> Tensor:
-        m = self.digital
-        return F.embedding(
-            ids,
-            self._layer.w_eff,
-            m.padding_idx,
-            m.max_norm,
-            m.norm_type,
-            m.scale_grad_by_freq,
-            m.sparse,
-        )
+        return forward_with(self.digital, ids, self._layer.w_eff)  # (..., dim)
+
+
+def analog_layers(
+    model: nn.Module, *, embeddings: bool = True
+) -> Iterator[tuple[str, AnalogLayer | AnalogEmbedding]]:
+    """``(name, layer)`` of every analog-placed layer of ``model``, in module order.
+
+    Every :class:`AnalogLayer`, and every :class:`AnalogEmbedding` unless ``embeddings`` is
+    False. A layer a wrapper holds as part of itself (``layer.inner``: the table of an
+    analog embedding, the shim of a training wrapper) is not a layer of its own.
+    """
+    kinds = (AnalogLayer, AnalogEmbedding) if embeddings else AnalogLayer
+    for name, mod in model.named_modules():
+        if isinstance(mod, kinds) and not getattr(mod, "inner", False):
+            yield name, mod

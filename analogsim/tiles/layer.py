@@ -14,40 +14,35 @@ recomputes ``w_eff`` from the programmed state; the answer never depends on earl
 
 Forward
 -------
-* every tile non-ideality off: ``F.linear(x, w_eff, b)`` with compensation and scales
-  folded into ``w_eff`` (the cost of the digital layer);
-* otherwise per tile of ``rows`` inputs: DAC (scale by max|x| or a static range, round to
-  ``2^(b-1)-1`` levels), MVM on the tile's slice of ``w_eff``, output noise and per-MVM
-  read noise folded into *one* Gaussian per output with variance
-  ``out_noise^2 + read_noise^2 sum_j |W_ij| x_j^2`` (exact: both are independent
-  Gaussians), ADC (round to the grid ``adc_bound/(2^(b-1)-1)``, clip at ``adc_bound``),
-  digital sum over tiles, then the digital output scale (weight scale x compensation).
-  The noise for all tiles is drawn into one buffer by two threads; the MVM is fused with
-  the noise (``addmm_``); everything else is in place on scratch buffers shared by all layers of a thread.
+* every tile non-ideality off: the digital forward on ``w_eff`` (``F.linear`` /
+  ``F.conv2d``) with compensation and scales folded into ``w_eff`` (the digital cost);
+* otherwise the tile's IO kernel :func:`analogsim.tiles.io.tile_mvm` (DAC, per-tile MVM
+  with output noise and per-MVM read noise folded into one Gaussian per output, ADC, digital
+  sum over tiles, output scale), with this layer's per-state forward noise stream, a cached
+  bfloat16 ``|w_eff|`` for the read-noise variance, and scratch buffers shared by all layers
+  of a thread (:func:`shared_workspace_bytes`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analogsim.devices.model import DeviceModel
-from analogsim.devices.physics import levels_for_bits
 from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed, run_chunks
 from analogsim.tiles.config import TileConfig
-
-try:  # transformers is a dependency, but keep the tiles importable without it
-    from transformers.pytorch_utils import Conv1D as _HFConv1D
-except Exception:  # pragma: no cover - exercised only without transformers
-    _HFConv1D = None
-
-KINDS = ("linear", "conv1d", "conv2d")
+from analogsim.tiles.io import IOPlan, drift_compensation, drift_readout, tile_mvm
+from analogsim.tiles.kinds import (
+    MVM_KINDS,
+    conv2d_columns,
+    forward_with,
+    module_kind,
+    weight_matrix,
+)
 
 
 class _Workspace(threading.local):
@@ -90,56 +85,6 @@ def free_shared_workspace() -> None:
     _WORKSPACE.bufs.clear()
 
 
-def conv2d_columns(conv: nn.Conv2d, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-    """A Conv2d input as an MVM: ``(cols, unflatten)``.
-
-    ``cols`` is ``(B*L, C*kh*kw)`` (im2col, padded as ``nn.Conv2d`` pads: 'same' may be
-    asymmetric for even kernels, and 'reflect' / 'replicate' / 'circular' are not zeros);
-    ``unflatten`` turns the ``(B*L, N)`` outputs into ``(B, N, H_out, W_out)``.
-    """
-    pad = conv.padding
-    if conv.padding_mode != "zeros" or isinstance(pad, str):
-        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
-        pad = (0, 0)
-    b, _, h, w_in = x.shape
-    kh, kw = conv.kernel_size
-    h_out = (h + 2 * pad[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
-    w_out = (w_in + 2 * pad[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
-    cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=pad, stride=conv.stride)
-    cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-
-    def unflatten(y: Tensor) -> Tensor:
-        n = y.shape[1]
-        return y.view(b, h_out * w_out, n).transpose(1, 2).reshape(b, n, h_out, w_out)
-
-    return cols, unflatten
-
-
-def module_kind(module: nn.Module) -> str | None:
-    """``"linear"``, ``"conv1d"`` (GPT-2 Conv1D), ``"conv2d"`` or None if not mappable."""
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if _HFConv1D is not None and isinstance(module, _HFConv1D):
-        return "conv1d"
-    if isinstance(module, nn.Conv2d):
-        return "conv2d"
-    return None
-
-
-def weight_matrix(module: nn.Module) -> Tensor:
-    """The ``(out, in)`` matrix an MVM sees (a view where possible)."""
-    kind = module_kind(module)
-    w = module.weight
-    if kind == "linear":
-        return w
-    if kind == "conv1d":
-        return w.t()  # Conv1D stores (in, out)
-    if kind == "conv2d":
-        return w.reshape(w.shape[0], -1)
-    raise TypeError(f"cannot map {type(module).__name__} onto a crossbar")
-
-
 class AnalogLayer(nn.Module):
     """A weight layer on simulated crossbar tiles (see module docstring).
 
@@ -155,7 +100,7 @@ class AnalogLayer(nn.Module):
     ) -> None:
         super().__init__()
         kind = module_kind(module)
-        if kind is None:
+        if kind not in MVM_KINDS:
             raise TypeError(
                 f"{name or 'module'}: cannot map {type(module).__name__} onto a crossbar"
             )
@@ -188,6 +133,11 @@ class AnalogLayer(nn.Module):
         # Training hook: a callable (layer, x) -> y used instead of the inference forward
         # when the module is in training mode with gradients on (noise-aware training).
         self.hwa: Any = None
+        # True when a wrapper holds this layer as part of itself (an embedding table's
+        # shim): then it is not a layer of its own (see tiles.embedding.analog_layers)
+        self.inner = False
+        self._plan: IOPlan | None = None
+        self._plan_tile: TileConfig | None = None
 
     # ------------------------------------------------------------------ info
     @property
@@ -383,16 +333,17 @@ class AnalogLayer(nn.Module):
             self.out_mult = None
 
     def _compensation(self, w: Tensor) -> Tensor | None:
+        """The drift-compensation factor ``(N,)`` at the state ``w`` (None when off); the
+        reference readout is the one at the first state after :meth:`program` (t = 0)."""
         mode = self.tile.drift_compensation
         if mode == "none":
             return None
-        readout = w.abs().mean(dim=1) if mode == "column" else w.abs().mean().reshape(1)
-        readout = readout.clamp(min=1e-12)
+        readout = drift_readout(w, mode)  # (1,) or (N,)
         if self._ref_readout is None:
             self._ref_readout = readout.clone()
         if self.frozen_compensation and self._comp is not None:
             return self._comp
-        comp = (self._ref_readout / readout).expand(self.out_features).clone()
+        comp = drift_compensation(self._ref_readout, readout, self.out_features).clone()  # (N,)
         self._comp = comp
         return comp
 
@@ -404,8 +355,14 @@ class AnalogLayer(nn.Module):
         self.frozen_compensation = frozen
 
     # ------------------------------------------------------------------ forward
-    def _buf(self, key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        return _WORKSPACE.get(key, shape, like)
+    @property
+    def io_plan(self) -> IOPlan:
+        """The IO constants of :attr:`tile` (computed once per tile config)."""
+        plan = self._plan
+        if plan is None or self._plan_tile is not self.tile:
+            plan = self._plan = IOPlan.of(self.tile)
+            self._plan_tile = self.tile
+        return plan
 
     def forward(self, x: Tensor) -> Tensor:
         if self.hwa is not None and self.training and torch.is_grad_enabled():
@@ -414,50 +371,33 @@ class AnalogLayer(nn.Module):
             raise RuntimeError(
                 f"analog layer '{self.name}' is not programmed: call program(seed) first"
             )
+        if not self.tile.io_enabled:
+            # compensation and scales are folded into w_eff: the digital layer's cost
+            return forward_with(self.digital, x, self.w_eff)
         if self.kind == "conv2d":
             return self._forward_conv2d(x)
-        bias = self.bias
-        if not self.tile.io_enabled:
-            return F.linear(x, self.w_eff, bias)
         lead = x.shape[:-1]
         y = self.mvm(
-            x.reshape(-1, self.in_features), self.w_eff, out_scale=self.out_mult, bias=bias
-        )
+            x.reshape(-1, self.in_features), self.w_eff, out_scale=self.out_mult, bias=self.bias
+        )  # (M, N)
         return y.view(*lead, self.out_features)
 
     def _forward_conv2d(self, x: Tensor) -> Tensor:
         conv: nn.Conv2d = self.digital
-        if not self.tile.io_enabled:
-            padding = conv.padding
-            if conv.padding_mode != "zeros":
-                # as nn.Conv2d does: pad explicitly ('reflect', 'replicate', 'circular'), then
-                # convolve without padding
-                x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
-                padding = 0
-            return F.conv2d(
-                x,
-                self.w_eff.view_as(conv.weight),
-                conv.bias,
-                conv.stride,
-                padding,
-                conv.dilation,
-                conv.groups,
-            )
-        cols, unflatten = conv2d_columns(conv, x)
+        cols, unflatten = conv2d_columns(conv, x)  # (B*L, C*kh*kw)
         g = self.groups
         kg, og = self.in_features, self.out_features // g
         outs = []
         for gi in range(g):
-            xg = cols[:, gi * kg : (gi + 1) * kg]
-            wg = self.w_eff[gi * og : (gi + 1) * og]
+            xg = cols[:, gi * kg : (gi + 1) * kg]  # (B*L, K)
+            wg = self.w_eff[gi * og : (gi + 1) * og]  # (N/g, K)
             outs.append(self.mvm(xg.contiguous() if g > 1 else xg, wg, key=f"g{gi}"))
-        y = outs[0] if g == 1 else torch.cat(outs, dim=1)
+        y = outs[0] if g == 1 else torch.cat(outs, dim=1)  # (B*L, N)
         y.mul_(self.out_mult)
         if conv.bias is not None:
             y.add_(conv.bias)
-        return unflatten(y)
+        return unflatten(y)  # (B, N, H_out, W_out)
 
-    @torch.no_grad()
     def mvm(
         self,
         x2: Tensor,
@@ -466,85 +406,25 @@ class AnalogLayer(nn.Module):
         out_scale: Tensor | None = None,
         bias: Tensor | None = None,
     ) -> Tensor:
-        """Tiled analog MVM of ``x2 (M, K)`` with normalised weights ``w (N, K)``.
-
-        Returns a fresh ``(M, N)`` tensor in weight units: the ADC codes summed over tiles
-        times the ADC step and the input scale, times ``out_scale`` (per output) if given,
-        plus ``bias`` if given (with ``out_scale`` in one fused multiply-add).
-        Scratch buffers are shared by all layers of the thread (see
-        :func:`shared_workspace_bytes`).
+        """Tiled analog MVM of ``x2 (M, K)`` with normalised weights ``w (N, K)``: the IO
+        kernel :func:`~analogsim.tiles.io.tile_mvm` with this layer's tile, forward noise and
+        cached ``|w|``. Returns a fresh ``(M, N)`` tensor in weight units, times
+        ``out_scale`` (per output) and plus ``bias`` if given. Scratch buffers are shared by
+        all layers of the thread (see :func:`shared_workspace_bytes`).
         """
-        cfg = self.tile
-        m, k = x2.shape
-        n = w.shape[0]
-        # DAC: scale each input vector to [-1, 1]; round to integer codes in units of `in_unit`
-        xs = self._buf(key + "x", (m, k), x2)
-        if cfg.dac_range == "dynamic":
-            # max |x| per row as max(max x, -min x): two vectorised reductions, no |x|
-            # temporary (linalg.vector_norm(ord=inf) took 15-25x longer here)
-            alpha = torch.maximum(x2.amax(dim=1, keepdim=True), x2.amin(dim=1, keepdim=True).neg_())
-            alpha.clamp_(min=1e-30)
-        else:
-            alpha = torch.full((m, 1), float(cfg.dac_range), device=x2.device, dtype=x2.dtype)
-        lv = levels_for_bits(cfg.dac_bits) if cfg.dac_bits else 1
-        torch.mul(x2, alpha.reciprocal().mul_(lv), out=xs)
-        if cfg.dac_range != "dynamic":
-            xs.clamp_(-lv, lv)
-        if cfg.dac_bits:
-            xs.round_()
-        in_unit = 1.0 / lv
-        # ADC grid: tile outputs are held as ADC codes (units of `step`)
-        if cfg.adc_bits:
-            lo = levels_for_bits(cfg.adc_bits)
-            step = (cfg.adc_bound / lo) if cfg.adc_bound > 0 else 1.0 / lo
-        else:
-            step = 1.0
-        clip = cfg.adc_bound / step if cfg.adc_bound > 0 else 0.0
-        n_tiles = math.ceil(k / cfg.rows)
-        noisy = cfg.out_noise > 0 or cfg.read_noise > 0
-        if n_tiles == 1:
-            # one tile: its partial is the output; a fresh tensor saves copying it out
-            single = x2.new_empty((m, n))
-            parts = single.unsqueeze(0)
-        else:
-            parts = self._buf(key + "parts", (n_tiles, m, n), x2)  # one partial per tile
-        if noisy:
-            self._noise.fill_(parts)  # N(0, 1), drawn by two threads
-        if cfg.read_noise > 0:
-            # per-MVM read noise std per output: read_noise * sqrt(sum_j |W_ij| x_j^2) (normalised
-            # units); its variance product runs in bfloat16 with float32 accumulation
-            xsq = self._buf(key + "xsq", (m, k), x2.new_empty(0, dtype=torch.bfloat16))
-            torch.mul(xs, xs, out=xsq)
-            wabs = self._abs_weight(w)
-        for t in range(n_tiles):
-            k0, k1 = t * cfg.rows, min(k, (t + 1) * cfg.rows)
-            xt, wt = xs[:, k0:k1], w[:, k0:k1]
-            buf = parts[t]
-            if cfg.read_noise > 0:
-                std = torch.mm(xsq[:, k0:k1], wabs[:, k0:k1].t())  # (M, N) bf16
-                std.mul_((cfg.read_noise * in_unit) ** 2).add_(cfg.out_noise**2).sqrt_()
-                buf.mul_(std).addmm_(xt, wt.t(), beta=1.0 / step, alpha=in_unit / step)
-            elif noisy:
-                buf.addmm_(xt, wt.t(), beta=cfg.out_noise / step, alpha=in_unit / step)
-            else:
-                torch.mm(xt, wt.t(), out=buf)
-                if in_unit != step:
-                    buf.mul_(in_unit / step)
-        if cfg.adc_bits:
-            parts.round_()
-        if clip > 0:
-            parts.clamp_(-clip, clip)
-        y = torch.sum(parts, dim=0) if n_tiles > 1 else single  # not a view: callers may edit
-        y.mul_(alpha)
-        if out_scale is not None:
-            scale = out_scale * step if step != 1.0 else out_scale
-            if bias is not None:
-                return torch.addcmul(bias, y, scale, out=y)
-            y.mul_(scale)
-        elif step != 1.0:
-            y.mul_(step)
-        if bias is not None:
-            y.add_(bias)
+        plan = self.io_plan
+        y, _ = tile_mvm(
+            x2,
+            w,
+            plan,
+            normals=self._noise.fill_,
+            var=self._abs_weight(w) if self.tile.read_noise > 0 else None,
+            var_scale=plan.read2_u2,
+            out_scale=out_scale,
+            bias=bias,
+            buffer=_WORKSPACE.get,
+            key=key,
+        )
         return y
 
     def _abs_weight(self, w: Tensor) -> Tensor:

@@ -14,7 +14,8 @@ See ``docs/training.md``.
 from __future__ import annotations
 
 from analogsim.train.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
-from analogsim.train.hwa import HWAConfig, HWAContext, install_hwa, unwrap
+from analogsim.train.hwa import HWAContext, install_hwa, unwrap
+from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import LearnedNoise, LearnedNoiseConfig, install_learned_noise
 from analogsim.train.loop import METHODS, TrainConfig, TrainResult, fit, load_base
 

@@ -48,6 +48,9 @@ from torch import Tensor, nn
 
 from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
+from analogsim.mapping.convert import DigitalQuantized
+from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
+from analogsim.tiles.kinds import forward_with, set_submodule
 from analogsim.tiles.layer import AnalogLayer
 
 REWARDS = ("none", "entropy", "target")
@@ -196,9 +199,7 @@ class _NoisyForward:
             return y + norm * sigma * z
         xi = torch.randn(w.shape, generator=owner.gen, dtype=w.dtype).to(w.device)
         noisy = w + (sigma[:, None] if sigma.numel() > 1 else sigma) * xi
-        from analogsim.train.hwa import digital_forward
-
-        return digital_forward(layer.digital, x, noisy)
+        return forward_with(layer.digital, x, noisy)
 
 
 def install_learned_noise(
@@ -210,16 +211,11 @@ def install_learned_noise(
     quantization awareness) and analog embedding tables without noise (a lookup is not an
     MVM); :func:`analogsim.train.hwa.unwrap` gives the model back.
     """
-    from analogsim.mapping.analog_model import set_submodule
-    from analogsim.mapping.convert import DigitalQuantized
-    from analogsim.tiles.embedding import AnalogEmbedding
-    from analogsim.train.hwa import analog_layers
-
     root = getattr(model, "model", model)
     for name, mod in list(root.named_modules()):
         if isinstance(mod, DigitalQuantized | AnalogEmbedding):
             set_submodule(root, name, mod.digital)
-    layers = list(analog_layers(root))
+    layers = list(analog_layers(root, embeddings=False))
     noise = LearnedNoise(layers, config or LearnedNoiseConfig(), seed)
     for name, layer in layers:
         layer.hwa = noise.hook(name)

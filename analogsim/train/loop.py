@@ -58,7 +58,8 @@ from analogsim.tiles.kinds import set_submodule
 from analogsim.tiles.layer import AnalogLayer
 from analogsim.train.checkpoint import SIDECAR, load_checkpoint
 from analogsim.train.data import classification_data, classifier_batches, lm_batches, text_data
-from analogsim.train.hwa import WRAPPERS, HWAConfig, clip_weights, install_hwa, unwrap
+from analogsim.train.hwa import WRAPPERS, clip_weights, install_hwa, unwrap
+from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import LearnedNoiseConfig, install_learned_noise
 
 METHODS = ("plain", "hwa", "learned-noise")

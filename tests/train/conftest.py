@@ -20,7 +20,7 @@ from analogsim.models.tiny_gpt2 import train_tokenizer
 from analogsim.progress import quiet_transformers
 from analogsim.studies.train import train
 from analogsim.train import TrainConfig, fit, load_base
-from analogsim.train.hwa import HWAConfig
+from analogsim.train.hwa_config import HWAConfig
 
 # small surrogate tables and a coarse time grid keep table building in milliseconds
 FAST_HWA = dict(levels=17, table_samples=256, times_per_decade=1)

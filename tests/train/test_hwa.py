@@ -7,7 +7,6 @@ of the samples drawn (SE of a mean s/sqrt(n), of a std s/sqrt(2n)).
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -17,19 +16,18 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from analogsim.devices import load_device
-from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import mapping_from_dict
+from analogsim.tiles.embedding import analog_layers
 from analogsim.tiles.layer import AnalogLayer
 from analogsim.train.hwa import (
-    HWAConfig,
     HWAContext,
     HWAForward,
     QATLayer,
-    analog_layers,
     install_hwa,
     unwrap,
 )
+from analogsim.train.hwa_config import HWAConfig
 from tests.devices._stats import Z
 from tests.train.conftest import fast_hwa, mlp, tiny_gpt2
 
@@ -315,22 +313,7 @@ def test_same_seed_same_training_forward() -> None:
     assert torch.equal(outs[0], outs[1])
 
 
-# ---------------------------------------------------------------------------- config
-def test_time_grid_is_log_spaced_with_both_ends() -> None:
-    cfg = HWAConfig(t_min_s=1.0, t_max_s=1e4, times_per_decade=2)
-    grid = cfg.time_grid()
-    assert len(grid) == 9
-    assert grid[0] == pytest.approx(1.0) and grid[-1] == pytest.approx(1e4)
-    ratios = [b / a for a, b in itertools.pairwise(grid)]
-    assert all(r == pytest.approx(10**0.5) for r in ratios)
-    assert HWAConfig(temperature_min_K=300, temperature_max_K=325).temperature_grid() == [
-        300,
-        310,
-        320,
-        325,
-    ]
-
-
+# ---------------------------------------------------------------------------- context
 def test_conditions_cover_the_grid() -> None:
     ctx = HWAContext(HWAConfig(times_per_decade=1, temperature_max_K=320), seed=0)
     seen_t, seen_T = set(), set()
@@ -339,21 +322,6 @@ def test_conditions_cover_the_grid() -> None:
         seen_t.add(t)
         seen_T.add(temp)
     assert seen_t == set(ctx.times) and seen_T == set(ctx.temperatures)
-
-
-@pytest.mark.parametrize(
-    ("kw", "key"),
-    [
-        ({"engine": "exact"}, "engine"),
-        ({"t_min_s": 10.0, "t_max_s": 1.0}, "t_min_s"),
-        ({"resample_every": 0}, "resample_every"),
-        ({"stuck_at_gmin_rate": 1.5}, "stuck_at_gmin_rate"),
-        ({"noise_side": "input"}, "noise_side"),
-    ],
-)
-def test_bad_settings_name_the_key(kw: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=f"hwa.{key}"):
-        HWAConfig(**kw)
 
 
 def test_hook_is_an_hwa_forward_per_layer() -> None:
