@@ -310,4 +310,3 @@ def test_summarize_non_finite():
     out = {s["mapping"]: s for s in summarize(rows)}
     assert out["inf"]["mean"] == math.inf
     assert math.isnan(out["nan"]["mean"])
-
