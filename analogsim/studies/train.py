@@ -169,7 +169,6 @@ def train(
             method=cfg.method,
             mapping=m,
             device=device,
-            device_cards=cards,
             seed=cfg.seed,
             tokenizer=base.tokenizer,
             metrics=metrics,

@@ -34,7 +34,7 @@ from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from analogsim.errors import ConfigError
-from analogsim.mapping.rules import load_mapping
+from analogsim.mapping.rules import cards_of, load_mapping
 from analogsim.models._cache import atomic_dir
 from analogsim.models.base import LoadedModel
 from analogsim.models.digits import make_digits_mlp
@@ -102,7 +102,6 @@ def save_checkpoint(
     method: str,
     mapping: Any,
     device: str | None,
-    device_cards: dict[str, Any],
     seed: int,
     tokenizer: Any = None,
     metrics: dict[str, Any] | None = None,
@@ -113,9 +112,7 @@ def save_checkpoint(
     """Write ``model`` (a digital torch / HF model) and its sidecar to ``folder``.
 
     Written to a temporary folder and renamed into place, so an interrupted save never
-    leaves a checkpoint that looks complete. ``device_cards``: the contents of the device
-    cards the mapping uses (``analogsim.studies.evaluate.cards_of``), recorded in the
-    sidecar. Returns the folder.
+    leaves a checkpoint that looks complete. Returns the folder.
     """
     folder = Path(folder)
     arch = None
@@ -142,7 +139,7 @@ def save_checkpoint(
             "seed": seed,
             "mapping": mapping_record(m),
             "device": device,
-            "device_cards": device_cards,
+            "device_cards": cards_of(m, device),
             "metrics": metrics or {},
             "train": train or {},
             "data": data or {},

@@ -12,7 +12,6 @@ from torch import nn
 from analogsim.devices import card_dict, load_device
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
-from analogsim.mapping.rules import cards_of, load_mapping
 from analogsim.train.checkpoint import (
     SIDECAR,
     WEIGHTS,
@@ -32,7 +31,6 @@ def _save(model: nn.Module, folder, **kw):
         method="hwa",
         mapping="all_analog",
         device="pcm",
-        device_cards=cards_of(load_mapping("all_analog"), "pcm"),
         seed=3,
         metrics={"digital_accuracy": 0.97},
         data={"source": "digits"},
