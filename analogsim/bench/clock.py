@@ -31,6 +31,15 @@ import time
 from typing import Any
 
 import torch
+from rich.table import Table
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from analogsim.clock.core import Clock
+from analogsim.clock.hook import generate_with_clock, generation_config
+from analogsim.mapping.convert import convert
+from analogsim.metrics._util import context_length
+from analogsim.models.tiny_gpt2 import DEFAULT_RECIPE, cached_build_is_valid, load_tiny_gpt2
+from analogsim.paths import cache_dir
 
 __all__ = ["bench_model", "run_generation_bench"]
 
@@ -39,18 +48,11 @@ YEAR = 365.25 * 86400.0
 
 def bench_model() -> tuple[Any, str]:
     """``tiny-gpt2`` if it is cached, else a random GPT-2 of the same size (no build)."""
-    from analogsim.models.tiny_gpt2 import DEFAULT_RECIPE
-
     try:
-        from analogsim.models.tiny_gpt2 import cached_build_is_valid, load_tiny_gpt2
-        from analogsim.paths import cache_dir
-
         if cached_build_is_valid(cache_dir() / "tiny-gpt2", DEFAULT_RECIPE):
             return load_tiny_gpt2(progress=False).model.eval(), "tiny-gpt2"
     except Exception:  # a damaged or stale cache: fall back to a random model
         pass
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     r = DEFAULT_RECIPE
     cfg = GPT2Config(
         vocab_size=r.vocab_size,
@@ -100,15 +102,11 @@ def run_generation_bench(
 
 
 def _bench(quick, tokens, rounds, model, name, console) -> list[dict[str, Any]]:
-    from analogsim.clock.core import Clock
-    from analogsim.mapping.convert import convert
-    from analogsim.studies.generate import generate_with_clock, generation_config
-
     if model is None:
         model, name = bench_model()
     name = name or type(model).__name__
     n = tokens or (48 if quick else 200)
-    ctx = getattr(model.config, "n_positions", 1024)
+    ctx = context_length(model)
     n = min(n, ctx - 8)
     reps = rounds or (2 if quick else 5)
     g = torch.Generator().manual_seed(0)
@@ -206,8 +204,6 @@ def _bench(quick, tokens, rounds, model, name, console) -> list[dict[str, Any]]:
 
 
 def _print(rows: list[dict[str, Any]], console: Any) -> None:
-    from rich.table import Table
-
     table = Table(title="generation with the event clock vs plain generate")
     for col in ("case", "engine", "ms/token", "plain ms/token", "ratio", "note"):
         table.add_column(col, overflow="fold")
