@@ -20,6 +20,7 @@ def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callab
         yield _noop
         return
 
+    # lazy: rich's progress machinery is only needed when a bar is shown (CLI start-up)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -51,6 +52,7 @@ def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callab
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' per-file progress bars and info/warning logs inside the block
     (loading a 1M-parameter model needs no bar); the previous settings are restored."""
+    # lazy: importing transformers takes seconds; ground modules must stay cheap to import
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
