@@ -53,6 +53,30 @@ def _prompt(prompt: str, prompt_ids: str | None) -> str | list[int]:
         ) from None
 
 
+#: The options of both commands that are chip and clock settings of the studies
+#: (``ChipOptions`` fields of the same name); ``--set`` becomes ``device_overrides``.
+_CHIP_OPTIONS = (
+    "start_age",
+    "temperature",
+    "mapping",
+    "device",
+    "fault_rate",
+    "seed",
+    "tolerance",
+    "recalibrate_every",
+    "time_cache",
+    "noise",
+    "schedule",
+    "relative",
+)
+
+
+def _chip_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """The chip and clock settings among a command's arguments (``args``: its
+    ``locals()``), as keywords of ``run_generate`` / ``run_stream``."""
+    return {k: args[k] for k in _CHIP_OPTIONS} | {"device_overrides": parse_overrides(args["set_"])}
+
+
 def _fmt(v: Any) -> str:
     """A measure for the summary table: floats to 4 digits, NaN as "-"."""
     if isinstance(v, float):
@@ -133,23 +157,11 @@ def generate_cmd(
         prompt=_prompt(prompt, prompt_ids),
         tokens=tokens,
         token_time=token_time,
-        start_age=start_age,
-        temperature=temperature,
-        mapping=mapping,
-        device=device,
-        fault_rate=fault_rate,
-        device_overrides=parse_overrides(set_),
-        seed=seed,
+        **_chip_settings(locals()),
         sample=sample,
         softmax_temperature=softmax_temperature,
         top_k=top_k,
         top_p=top_p,
-        tolerance=tolerance,
-        recalibrate_every=recalibrate_every,
-        time_cache=time_cache,
-        noise=noise,
-        schedule=schedule,
-        relative=relative,
         noise_roles=parse_roles(noise_roles),
         stop_at_eos=stop_at_eos,
         window=window,
@@ -232,22 +244,10 @@ def stream_cmd(
     res = run_stream(
         model,
         input_time=input_time,
-        start_age=start_age,
-        temperature=temperature,
-        mapping=mapping,
-        device=device,
-        fault_rate=fault_rate,
-        device_overrides=parse_overrides(set_),
-        seed=seed,
+        **_chip_settings(locals()),
         inputs=inputs,
         shuffle=shuffle,
         window=window,
-        tolerance=tolerance,
-        recalibrate_every=recalibrate_every,
-        time_cache=time_cache,
-        noise=noise,
-        schedule=schedule,
-        relative=relative,
         out=out,
     )
     if json_out:

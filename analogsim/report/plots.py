@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from analogsim.report.figure import colour_cycle, new_figure, save_figure
+from analogsim.report.figure import (
+    colour_cycle,
+    finish_axes,
+    finite,
+    new_figure,
+    save_figure,
+    time_axis,
+)
 from analogsim.units import format_time
 
 _STYLES = ["-", "--", ":", "-."]
@@ -18,18 +25,16 @@ def _f(x: Any) -> float:
     return float(x)
 
 
-def _time_axis(ax, times: Iterable[float]) -> None:
-    ts = sorted({t for t in times if t > 0})
-    ax.set_xscale("log")
-    if ts:
-        ax.set_xticks(ts)
-        ax.set_xticklabels([format_time(t) for t in ts])
-    ax.set_xlabel("time since programming")
-
-
 def _x(t: float) -> float:
     # time 0 cannot sit on a log axis: draw it at 0.5 s and label it
     return t if t > 0 else 0.5
+
+
+def _baseline(ax, value: float | None, name: str) -> None:
+    """A dashed black line at the reference score ``value`` (when finite), labelled
+    ``name`` and the value."""
+    if value is not None and math.isfinite(value):
+        ax.axhline(value, color="black", lw=1, ls="--", label=f"{name} {value:.4g}")
 
 
 def plot_datasheet(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -55,7 +60,7 @@ def plot_datasheet(rows: Sequence[dict[str, Any]], path: str | Path, title: str 
             c = colors[i % len(colors)]
             ax.plot(x, m, _STYLES[j % 4], color=c, marker="o", label=f"g={g:g}, {temp:g} K")
             ax.fill_between(x, lo, hi, color=c, alpha=0.12)
-    _time_axis(ax, [_x(_f(r["time_s"])) for r in rows])
+    time_axis(ax, [_x(_f(r["time_s"])) for r in rows])
     ax.set_ylabel("G(t, T) / G_target")
     ax.axhline(1.0, color="grey", lw=0.6)
     ax.set_title(title or "device datasheet")
@@ -91,7 +96,7 @@ def plot_metric_vs_time(
         x = [_x(_f(r["time_s"])) for r in sel]
         y = [_f(r["mean"]) for r in sel]
         e = [_f(r["std"]) for r in sel]
-        y_plot = [v if math.isfinite(v) else float("nan") for v in y]
+        y_plot = finite(y)
         label = " / ".join(str(k) for k in key[:-1] if str(k)) + f" @ {key[-1]:g} K"
         ax.errorbar(
             x,
@@ -102,15 +107,9 @@ def plot_metric_vs_time(
             capsize=3,
             label=label,
         )
-    if baseline is not None and math.isfinite(baseline):
-        ax.axhline(baseline, color="black", lw=1, ls="--", label=f"digital {baseline:.4g}")
-    _time_axis(ax, [_x(_f(r["time_s"])) for r in summary])
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} over deployment time")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    _baseline(ax, baseline, "digital")
+    time_axis(ax, [_x(_f(r["time_s"])) for r in summary])
+    finish_axes(ax, ylabel=metric, title=title or f"{metric} over deployment time", log_y=log_y)
     return save_figure(fig, path)
 
 
@@ -128,13 +127,12 @@ def plot_sweep(
     rows = sorted((r for r in summary if r["metric"] == metric), key=lambda r: _f(r["sigma"]))
     fig, ax = new_figure(figsize=(7, 4.5))
     x = [_f(r["sigma"]) for r in rows]
-    m = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in rows]
-    lo = [_f(r["min"]) if math.isfinite(_f(r["min"])) else float("nan") for r in rows]
-    hi = [_f(r["max"]) if math.isfinite(_f(r["max"])) else float("nan") for r in rows]
+    m = finite(_f(r["mean"]) for r in rows)
+    lo = finite(_f(r["min"]) for r in rows)
+    hi = finite(_f(r["max"]) for r in rows)
     ax.plot(x, m, "o-", label="mean over seeds")
     ax.fill_between(x, lo, hi, alpha=0.2, label="min..max")
-    if baseline is not None and math.isfinite(baseline):
-        ax.axhline(baseline, color="black", ls="--", lw=1, label=f"no noise {baseline:.4g}")
+    _baseline(ax, baseline, "no noise")
     for c in crossings:
         if c.get("sigma") is not None:
             ax.axvline(c["sigma"], color="red", ls=":", lw=1)
@@ -144,13 +142,8 @@ def plot_sweep(
                 fontsize=7,
                 color="red",
             )
-    if log_y:
-        ax.set_yscale("log")
     ax.set_xlabel("sigma")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} against weight noise")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    finish_axes(ax, ylabel=metric, title=title or f"{metric} against weight noise", log_y=log_y)
     return save_figure(fig, path)
 
 
@@ -181,8 +174,8 @@ def plot_quality_vs_energy(
                 and r.get("energy_per_token_J") is not None
             ]
             xs = [_f(r["energy_per_token_J"]) * 1e6 for r in sel]
-            ys = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in sel]
-            es = [_f(r["std"]) if math.isfinite(_f(r["std"])) else 0.0 for r in sel]
+            ys = finite(_f(r["mean"]) for r in sel)
+            es = finite((_f(r["std"]) for r in sel), missing=0.0)
             ax.errorbar(
                 xs,
                 ys,
@@ -196,15 +189,9 @@ def plot_quality_vs_energy(
                 for r, x, y in zip(sel, xs, ys, strict=True):
                     name = r["mapping"] + (f" [{r['vary']}]" if r.get("vary") else "")
                     ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        if baseline is not None and math.isfinite(baseline):
-            ax.axhline(baseline, color="black", ls="--", lw=1, label=f"digital {baseline:.4g}")
+        _baseline(ax, baseline, "digital")
         ax.set_xscale("log")
-        if log_y:
-            ax.set_yscale("log")
         ax.set_xlabel("energy per token (uJ, estimate)")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{temp:g} K")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        finish_axes(ax, ylabel=metric, title=f"{temp:g} K", log_y=log_y, legend=7)
     fig.suptitle(title or f"{metric} against energy per token")
     return save_figure(fig, path)

@@ -1,6 +1,6 @@
 """Plots of training runs and robustness comparisons, drawn from saved rows (CSV).
 
-Drawing only; files are written with :func:`analogsim.report.figure.save_figure`.
+Drawing only; figures are made and written with :mod:`analogsim.report.figure`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from analogsim.report.figure import save_figure
-from analogsim.units import format_time
+from analogsim.report.figure import (
+    colour_cycle,
+    finish_axes,
+    finite,
+    new_figure,
+    save_figure,
+    time_axis,
+)
 
 
 def _f(x: Any) -> float:
@@ -31,7 +32,7 @@ def plot_training(rows: Sequence[dict[str, Any]], path: str | Path, title: str =
     """Training loss against step (and every other logged metric on a second panel)."""
     metrics = sorted({r["metric"] for r in rows})
     others = [m for m in metrics if m != "loss"]
-    fig, axes = plt.subplots(1, 1 + bool(others), figsize=(6.5 * (1 + bool(others)), 4))
+    fig, axes = new_figure((6.5 * (1 + bool(others)), 4), nrows=1, ncols=1 + bool(others))
     axes = [axes] if not others else list(axes)
     loss = sorted((_f(r["step"]), _f(r["value"])) for r in rows if r["metric"] == "loss")
     if loss:
@@ -52,7 +53,7 @@ def plot_training(rows: Sequence[dict[str, Any]], path: str | Path, title: str =
 
 def plot_learned_sigma(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Learned noise sigma per layer against step (band: min..max over channels)."""
-    fig, ax = plt.subplots(figsize=(7, 4.3))
+    fig, ax = new_figure(figsize=(7, 4.3))
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[r["layer"]].append(r)
@@ -65,10 +66,13 @@ def plot_learned_sigma(rows: Sequence[dict[str, Any]], path: str | Path, title: 
         if any(a != b for a, b in zip(lo, hi, strict=True)):
             ax.fill_between(x, lo, hi, alpha=0.15)
     ax.set_xlabel("step")
-    ax.set_ylabel("learned sigma")
-    ax.set_title(title or "learned noise over training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(
+        ax,
+        ylabel="learned sigma",
+        title=title or "learned noise over training",
+        grid="major",
+        legend=7,
+    )
     return save_figure(fig, path)
 
 
@@ -83,8 +87,8 @@ def plot_robustness_time(
 ) -> Path:
     """Mean metric (error bars: std over seeds) against deployment time; a line per method
     and temperature; dashed lines: each method's digital score."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = new_figure(figsize=(7.5, 4.8))
+    colors = colour_cycle()
     styles = ["-", "--", ":", "-."]
     methods = sorted({r["method"] for r in summary})
     temps = sorted({_f(r["temperature_K"]) for r in summary})
@@ -103,8 +107,8 @@ def plot_robustness_time(
             if not sel:
                 continue
             x = [max(_f(r["time_s"]), 0.5) for r in sel]
-            y = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in sel]
-            e = [_f(r["std"]) if math.isfinite(_f(r["std"])) else 0.0 for r in sel]
+            y = finite(_f(r["mean"]) for r in sel)
+            e = finite((_f(r["std"]) for r in sel), missing=0.0)
             ax.errorbar(
                 x,
                 y,
@@ -116,17 +120,8 @@ def plot_robustness_time(
             )
         if digital and meth in digital and math.isfinite(digital[meth]):
             ax.axhline(digital[meth], color=colors[mi % len(colors)], lw=0.8, ls="--")
-    ts = sorted({max(_f(r["time_s"]), 0.5) for r in summary})
-    ax.set_xscale("log")
-    ax.set_xticks(ts)
-    ax.set_xticklabels([format_time(t) for t in ts])
-    ax.set_xlabel("time since programming")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} over deployment time")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    time_axis(ax, [max(_f(r["time_s"]), 0.5) for r in summary])
+    finish_axes(ax, ylabel=metric, title=title or f"{metric} over deployment time", log_y=log_y)
     return save_figure(fig, path)
 
 
@@ -139,15 +134,15 @@ def plot_robustness_sigma(
     log_y: bool = False,
 ) -> Path:
     """Mean metric (band: +-std over seeds) against statistical weight-noise sigma."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(figsize=(7, 4.5))
     for meth in sorted({r["method"] for r in summary}):
         sel = sorted(
             (r for r in summary if r["method"] == meth and r["metric"] == metric),
             key=lambda r: _f(r["sigma"]),
         )
         x = [_f(r["sigma"]) for r in sel]
-        m = [_f(r["mean"]) if math.isfinite(_f(r["mean"])) else float("nan") for r in sel]
-        s = [_f(r["std"]) if math.isfinite(_f(r["std"])) else 0.0 for r in sel]
+        m = finite(_f(r["mean"]) for r in sel)
+        s = finite((_f(r["std"]) for r in sel), missing=0.0)
         (line,) = ax.plot(x, m, "o-", label=meth)
         ax.fill_between(
             x,
@@ -156,13 +151,14 @@ def plot_robustness_sigma(
             alpha=0.15,
             color=line.get_color(),
         )
-    if log_y:
-        ax.set_yscale("log")
     ax.set_xlabel("weight-noise sigma")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} against weight noise")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(
+        ax,
+        ylabel=metric,
+        title=title or f"{metric} against weight noise",
+        log_y=log_y,
+        grid="major",
+    )
     return save_figure(fig, path)
 
 

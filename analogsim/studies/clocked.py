@@ -36,6 +36,7 @@ __all__ = [
     "ChipSetup",
     "build_clock",
     "build_model",
+    "chip_config",
     "chip_mapping",
     "parse_fault_rates",
     "parse_noise_schedule",
@@ -208,6 +209,43 @@ def parse_fault_rates(text: str | dict[str, Any] | None) -> dict[str, float]:
             )
         out[_FAULT_KEYS[k]] = rate
     return out
+
+
+def chip_config(
+    opts: ChipOptions,
+    model: str,
+    mapping_name: str,
+    setup: ChipSetup,
+    sched: Schedule | None,
+    step_key: str,
+    *,
+    inputs: dict[str, Any] | None = None,
+    study: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The resolved configuration of a clocked run, written to (and checked against on
+    resume) the manifest: what the chip and clock settings resolve to, with the study's own
+    settings in their places (``inputs`` before the step time ``step_key``, ``study`` after
+    the seed, ``extra`` at the end; the key order is the manifest's)."""
+    return {
+        "model": model,
+        "mapping": mapping_name,
+        "device": opts.device,
+        "device_overrides": setup.overrides,
+        **(inputs or {}),
+        step_key: setup.step_s,
+        "start_age_s": setup.start_age_s,
+        "temperature": profile_spec(setup.profile),
+        "seed": opts.seed,
+        **(study or {}),
+        "tolerance": opts.tolerance,
+        "recalibrate_every_s": setup.recalibrate_every_s,
+        "noise": opts.noise,
+        "schedule": sched.spec() if sched is not None else None,
+        "relative": opts.relative,
+        "noise_roles": list(opts.noise_roles) if opts.noise_roles else None,
+        **(extra or {}),
+    }
 
 
 def profile_spec(p: Profile) -> str:

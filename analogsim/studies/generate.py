@@ -37,9 +37,8 @@ from analogsim.studies.clocked import (
     RESULT_COLUMNS,
     RESULT_KEYS,
     ChipOptions,
-    ChipSetup,
+    chip_config,
     chip_mapping,
-    profile_spec,
     resolve_chip,
     running_chip,
     with_settings,
@@ -132,7 +131,31 @@ def run_generate(
     if eos is None:
         eos = getattr(getattr(loaded.model, "config", None), "eos_token_id", None)
     mapping, mapping_name, cards = chip_mapping(opts.mapping, opts.device)
-    config = _config(opts, loaded.name, mapping_name, setup, sched)
+    config = chip_config(
+        opts,
+        loaded.name,
+        mapping_name,
+        setup,
+        sched,
+        "token_time_s",
+        inputs={
+            "prompt": opts.prompt if isinstance(opts.prompt, str) else list(opts.prompt),
+            "tokens": opts.tokens,
+        },
+        study={
+            "sample": opts.sample,
+            "softmax_temperature": opts.softmax_temperature,
+            "top_k": opts.top_k,
+            "top_p": opts.top_p,
+        },
+        extra={
+            "include_embeddings": opts.include_embeddings,
+            "stop_at_eos": opts.stop_at_eos,
+            "cusum_k_nats": opts.cusum_k,
+            "cusum_h_nats": opts.cusum_h,
+            "window": opts.window,
+        },
+    )
     point = {
         "model": loaded.name,
         "mapping": mapping_name,
@@ -204,39 +227,6 @@ def run_generate(
         "cliff": cliff,
         "clock": csum,
         "metrics": metrics,
-    }
-
-
-def _config(
-    opts: GenerateOptions, model: str, mapping_name: str, setup: ChipSetup, sched: Any
-) -> dict[str, Any]:
-    """The resolved configuration written to (and checked against on resume) the manifest."""
-    return {
-        "model": model,
-        "mapping": mapping_name,
-        "device": opts.device,
-        "device_overrides": setup.overrides,
-        "prompt": opts.prompt if isinstance(opts.prompt, str) else list(opts.prompt),
-        "tokens": opts.tokens,
-        "token_time_s": setup.step_s,
-        "start_age_s": setup.start_age_s,
-        "temperature": profile_spec(setup.profile),
-        "seed": opts.seed,
-        "sample": opts.sample,
-        "softmax_temperature": opts.softmax_temperature,
-        "top_k": opts.top_k,
-        "top_p": opts.top_p,
-        "tolerance": opts.tolerance,
-        "recalibrate_every_s": setup.recalibrate_every_s,
-        "noise": opts.noise,
-        "schedule": sched.spec() if sched is not None else None,
-        "relative": opts.relative,
-        "noise_roles": list(opts.noise_roles) if opts.noise_roles else None,
-        "include_embeddings": opts.include_embeddings,
-        "stop_at_eos": opts.stop_at_eos,
-        "cusum_k_nats": opts.cusum_k,
-        "cusum_h_nats": opts.cusum_h,
-        "window": opts.window,
     }
 
 

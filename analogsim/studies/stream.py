@@ -27,10 +27,9 @@ from analogsim.studies.clocked import (
     RESULT_COLUMNS,
     RESULT_KEYS,
     ChipOptions,
-    ChipSetup,
+    chip_config,
     chip_mapping,
     parse_noise_schedule,
-    profile_spec,
     resolve_chip,
     running_chip,
     with_settings,
@@ -102,7 +101,15 @@ def run_stream(
     order = _order(n, n_test, opts.shuffle, opts.seed)
     sched = parse_noise_schedule(opts.noise, opts.schedule, n)
     mapping, mapping_name, cards = chip_mapping(opts.mapping, opts.device)
-    config = _config(opts, loaded.name, mapping_name, setup, sched, n)
+    config = chip_config(
+        opts,
+        loaded.name,
+        mapping_name,
+        setup,
+        sched,
+        "input_time_s",
+        study={"inputs": n, "shuffle": opts.shuffle, "window": opts.window},
+    )
     point = {
         "model": loaded.name,
         "mapping": mapping_name,
@@ -176,31 +183,6 @@ def _order(n: int, n_test: int, shuffle: bool, seed: int) -> torch.Tensor:
     else:
         order = torch.arange(n).remainder(n_test)
     return order[:n]
-
-
-def _config(
-    opts: StreamOptions, model: str, mapping_name: str, setup: ChipSetup, sched: Any, n: int
-) -> dict[str, Any]:
-    """The resolved configuration written to (and checked against on resume) the manifest."""
-    return {
-        "model": model,
-        "mapping": mapping_name,
-        "device": opts.device,
-        "device_overrides": setup.overrides,
-        "input_time_s": setup.step_s,
-        "start_age_s": setup.start_age_s,
-        "temperature": profile_spec(setup.profile),
-        "seed": opts.seed,
-        "inputs": n,
-        "shuffle": opts.shuffle,
-        "window": opts.window,
-        "tolerance": opts.tolerance,
-        "recalibrate_every_s": setup.recalibrate_every_s,
-        "noise": opts.noise,
-        "schedule": sched.spec() if sched is not None else None,
-        "relative": opts.relative,
-        "noise_roles": list(opts.noise_roles) if opts.noise_roles else None,
-    }
 
 
 def _plot(run_path: Path, digital_accuracy: float | None, window: int, title: str) -> list[Path]:
