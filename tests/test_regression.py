@@ -26,11 +26,10 @@ from torch import nn
 import analogsim
 from analogsim.clock import Clock
 from analogsim.clock.hook import generate_with_clock
-from analogsim.mapping.rules import mapping_from_dict
 from analogsim.train.hwa import install_hwa
 from analogsim.train.hwa_config import HWAConfig
 from tests.clock.conftest import tiny_gpt2
-from tests.conftest import make_mlp
+from tests.conftest import analog_mapping, make_mlp
 
 GOLDEN = Path(__file__).parent / "data" / "regression_golden.json"
 REL = 1e-5  # float reassociation across CPUs; a real change of the physics moves >1e-3
@@ -56,14 +55,7 @@ def compute() -> dict[str, list[float]]:
                 am.at(3600.0, 300.0).advance(86400.0, 340.0)
                 with torch.no_grad():
                     out[f"mlp/{dev}/{seed}/advance"] = _summary(am(x))
-        mapping = mapping_from_dict(
-            {
-                "name": "g",
-                "tied_weights": "independent",
-                "default": {"placement": "analog", "device": "pcm"},
-                "rule": [{"role": "embedding", "placement": "digital", "optional": True}],
-            }
-        )
+        mapping = analog_mapping("pcm", None, name="g")  # the device's default tiles
         am = analogsim.convert(tiny_gpt2(), mapping, inplace=True).program(seed=0)
         clock = Clock(am, 86400.0, 3600.0, "sine:300K:360K:7d")
         res = generate_with_clock(am, torch.tensor([[1, 2, 3, 4]]), clock, 10)

@@ -18,8 +18,8 @@ from analogsim.errors import ConfigError
 from analogsim.mapping.analog_model import effective_matrix
 from analogsim.mapping.convert import convert
 from analogsim.mapping.perturb import WeightNoise
-
-from .conftest import mapping, tiny_gpt2
+from tests.clock.conftest import tiny_gpt2
+from tests.conftest import IDEAL_TILE, analog_mapping
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -77,7 +77,7 @@ def test_bad_clock_settings_are_config_errors(gpt2):
         Clock(None, step_time_s=1.0, profile="sine:300K")
     with pytest.raises(ConfigError, match="recalibrat"):
         Clock(gpt2, step_time_s=1.0, recalibrate_every_s=3600.0)
-    am = convert(tiny_gpt2(), mapping("pcm"))
+    am = convert(tiny_gpt2(), analog_mapping("pcm"))
     with pytest.raises(ConfigError, match="not programmed"):
         Clock(am, step_time_s=1.0)
 
@@ -93,26 +93,41 @@ def _quad_age(profile, t_end: float, ea: float, t_ref: float) -> float:
     return integrate.quad(f, 0.0, t_end, points=pts, limit=2000, epsabs=0, epsrel=1e-12)[0]
 
 
+def _ode_age(profile, t_end: float, key) -> float:
+    """Reference: scipy LSODA on dt_eq/dt = (T/T_ref)((t_eq + t0)/tau0)^(1 - T_ref/T)."""
+    t_ref, tau0, t0 = key[:3]
+
+    def f(t: float, y: np.ndarray) -> list[float]:
+        T = float(profile.temperature(t))
+        return [T / t_ref * ((y[0] + t0) / tau0) ** (1.0 - t_ref / T)]
+
+    sol = integrate.solve_ivp(f, (0.0, t_end), [0.0], method="LSODA", rtol=1e-12, atol=1e-9)
+    return float(sol.y[0, -1])
+
+
 def test_equivalent_age_integrates_the_profile():
-    am = convert(tiny_gpt2(), mapping("pcm")).program(0)
+    """The clock's drift age is the demarcation-energy ODE integrated over the profile
+    (against scipy), its fault age the Arrhenius integral, and 1/f noise the deployment time."""
+    am = convert(tiny_gpt2(), analog_mapping("pcm")).program(0)
     dev = next(layer.device_model for _, layer in am.analog_layers())
-    key = (dev.temperature.t_ref_K, dev.temperature.drift_ea_eV)
-    assert key[1] > 0  # the card accelerates drift
+    key = dev.temperature.age_key
+    assert key[1] > 0  # the card's relaxation has an attempt time
     prof = Sine(300.0, 360.0, DAY)
     clock = Clock(am, step_time_s=HOUR, start_age_s=5 * HOUR, profile=prof, tolerance=0.0)
     states = _run(clock, 30)
     for s in states[::7]:
-        want = _quad_age(prof, s.time_s, key[1], key[0])
-        assert s.equivalent_s[key] == pytest.approx(want, rel=1e-9)
+        want = _ode_age(prof, s.time_s, key)
+        assert s.equivalent_s[key] == pytest.approx(want, rel=1e-8)
         # hotter than T_ref half the time: ages much faster than wall time
         assert s.equivalent_s[key] > s.time_s
-    # the converted model was put at exactly that age
+    # the converted model was put at exactly that age; its 1/f noise runs on held time
     assert am.equivalent_time(dev) == pytest.approx(states[-1].equivalent_s[key], rel=1e-12)
+    assert am.device_time(dev).noise_s == states[-1].time_s
     # constant profile: the closed form
     c = Clock(am, step_time_s=HOUR, start_age_s=0.0, profile="330K", tolerance=0.0)
     last = _run(c, 5)[-1]
-    acc = math.exp(-key[1] / BOLTZMANN_EV_PER_K * (1 / 330.0 - 1 / key[0]))
-    assert last.equivalent_s[key] == pytest.approx(4 * HOUR * acc, rel=1e-12)
+    want = dev.temperature.drift_age_after(0.0, 4 * HOUR, 330.0)
+    assert last.equivalent_s[key] == pytest.approx(want, rel=1e-12)
 
 
 # ------------------------------------------------------------------ step-size independence
@@ -123,7 +138,9 @@ def test_many_small_steps_equal_one_jump(recal):
     prof = "sine:300K:360K:1d"
     tile = dict(dac_bits=8, adc_bits=8, adc_bound=10.0, out_noise=0.04, read_noise=0.0)
     ams = [
-        convert(tiny_gpt2(), mapping("pcm", {**tile, "drift_compensation": "global"})).program(7)
+        convert(
+            tiny_gpt2(), analog_mapping("pcm", {**tile, "drift_compensation": "global"})
+        ).program(7)
         for _ in range(2)
     ]
     fine = Clock(ams[0], HOUR, HOUR, prof, tolerance=0.0, recalibrate_every_s=recal)
@@ -135,9 +152,9 @@ def test_many_small_steps_equal_one_jump(recal):
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7)
     # and it can fail: the same 24 h held at the final temperature is a different state
-    wrong = convert(tiny_gpt2(), mapping("pcm", {**tile, "drift_compensation": "global"})).program(
-        7
-    )
+    wrong = convert(
+        tiny_gpt2(), analog_mapping("pcm", {**tile, "drift_compensation": "global"})
+    ).program(7)
     wrong.at(25 * HOUR, float(parse_profile(prof).temperature(25 * HOUR)))
     w = _states(wrong)
     assert any(not torch.allclose(a[n], w[n], rtol=1e-3) for n in a)
@@ -148,7 +165,7 @@ def test_many_small_steps_equal_one_jump(recal):
 
 def test_skipping_really_skips_and_stays_within_tolerance():
     tol = 0.005
-    am = convert(tiny_gpt2(), mapping("pcm")).program(3)
+    am = convert(tiny_gpt2(), analog_mapping("pcm")).program(3)
     clock = Clock(am, step_time_s=1.0, start_age_s=HOUR, profile="300K", tolerance=tol)
     layers = list(am.analog_layers())
     held_t = None
@@ -181,7 +198,7 @@ def test_skipped_drift_stays_within_tolerance_exactly():
     """Drift alone (no accumulated noise): the bound is exact, so every held state is within
     ``tolerance * g_max`` of the exact one for each device of a pair."""
     tol = 0.005
-    m = mapping("pcm")
+    m = analog_mapping("pcm")
     m = m.with_device_overrides("pcm", {"read_noise.scale": 0.0})
     am = convert(tiny_gpt2(), m).program(3)
     clock = Clock(am, step_time_s=5.0, start_age_s=HOUR, profile="300K", tolerance=tol)
@@ -216,15 +233,8 @@ def test_skipped_drift_stays_within_tolerance_exactly():
 
 
 def test_recalibration_happens_on_schedule_and_freezes_compensation():
-    tile = dict(
-        dac_bits=0,
-        adc_bits=0,
-        adc_bound=0.0,
-        out_noise=0.0,
-        read_noise=0.0,
-        drift_compensation="global",
-    )
-    am = convert(tiny_gpt2(), mapping("pcm", tile)).program(1)
+    tile = dict(IDEAL_TILE, drift_compensation="global")
+    am = convert(tiny_gpt2(), analog_mapping("pcm", tile)).program(1)
     clock = Clock(am, HOUR, DAY, "300K", tolerance=0.0, recalibrate_every_s=6 * HOUR)
     states = _run(clock, 14)
     recal = [e.time_s for e in clock.events if e.kind == "recalibration"]
@@ -243,7 +253,7 @@ def test_recalibration_happens_on_schedule_and_freezes_compensation():
 
 
 def _fault_model(lam_min: float, lam_max: float, static: float = 0.0):
-    m = mapping("ideal").with_device_overrides(
+    m = analog_mapping("ideal").with_device_overrides(
         "ideal",
         {
             "faults.onset_gmin_per_s": lam_min,
@@ -326,7 +336,7 @@ def test_sigma_schedule_gives_exactly_sigma_k(spec):
 
 
 def test_sigma_schedule_on_an_analog_model_adds_to_the_effective_weights():
-    am = convert(tiny_gpt2(), mapping("ideal")).program(0)
+    am = convert(tiny_gpt2(), analog_mapping("ideal")).program(0)
     sched = parse_schedule("linear:0:0.01", 6)
     wn = WeightNoise(am, sched, "gaussian", seed=1, analog=True)
     clean = _states(am)
@@ -349,7 +359,7 @@ def test_sigma_schedule_on_an_analog_model_adds_to_the_effective_weights():
 
 
 def test_deployment_time_for_an_equivalent_age_inverts_the_profile():
-    am = convert(tiny_gpt2(), mapping("pcm")).program(0)
+    am = convert(tiny_gpt2(), analog_mapping("pcm")).program(0)
     prof = parse_profile("2h=300K+sine:300K:370K:5h")
     clock = Clock(am, step_time_s=HOUR, start_age_s=HOUR, profile=prof)
     clock.start()

@@ -11,7 +11,8 @@ import torch
 from analogsim.clock.core import Clock
 from analogsim.clock.hook import TokenRecorder, digital_scores, generate_with_clock
 from analogsim.mapping.convert import convert
-from tests.clock.conftest import mapping, tiny_gpt2
+from tests.clock.conftest import tiny_gpt2
+from tests.conftest import analog_mapping
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -21,7 +22,7 @@ HOUR, DAY = 3600.0, 86400.0
 
 def test_every_token_sees_its_own_time(prompt):
     model = tiny_gpt2()
-    am = convert(model, mapping("pcm")).program(0)
+    am = convert(model, analog_mapping("pcm")).program(0)
     seen: list[float] = []
     layer = next(layer for _, layer in am.analog_layers())
     orig = layer.forward
@@ -91,7 +92,7 @@ def test_recorder_entropy_and_logprob_against_hand_values():
 def test_everything_ideal_generates_the_digital_text(prompt, sample):
     digital = tiny_gpt2()
     ref = generate_with_clock(digital, prompt, Clock(None, HOUR), 24, sample=sample, seed=2)
-    am = convert(tiny_gpt2(), mapping("ideal")).program(0)
+    am = convert(tiny_gpt2(), analog_mapping("ideal")).program(0)
     clock = Clock(am, HOUR, DAY, "sine:300K:360K:1d")
     res = generate_with_clock(am, prompt, clock, 24, sample=sample, seed=2)
     assert res.tokens == ref.tokens

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from torch import nn
+from transformers import PreTrainedTokenizerFast
+
+from tests.conftest import make_gpt2 as _make_gpt2
 
 VOCAB = 300
 TEXT = (
@@ -14,28 +17,13 @@ TEXT = (
 ) * 20
 
 
-def make_gpt2(vocab_size: int = VOCAB, n_positions: int = 32, seed: int = 0) -> GPT2LMHeadModel:
-    """A tiny random GPT-2 (2 layers, width 16), built without touching the global RNG."""
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_positions=n_positions,
-        n_embd=16,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config)
-    return model.eval()
+def make_gpt2(vocab_size: int = VOCAB, n_positions: int = 32, seed: int = 0) -> nn.Module:
+    """The metrics tests' GPT-2: width 16, 32 positions, vocab 300, tied head, no dropout."""
+    return _make_gpt2(seed, vocab=vocab_size, n_positions=n_positions, n_embd=16, dropout=0.0)
 
 
 @pytest.fixture
-def gpt2() -> GPT2LMHeadModel:
+def gpt2() -> nn.Module:
     return make_gpt2()
 
 

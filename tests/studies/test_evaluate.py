@@ -11,7 +11,6 @@ import torch
 
 from analogsim.devices import load_device
 from analogsim.errors import ConfigError
-from analogsim.mapping.rules import mapping_from_dict
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
 from analogsim.models.quality import Quality, quality_metric
@@ -23,6 +22,7 @@ from analogsim.studies.evaluate import (
     evaluate,
     summarize,
 )
+from tests.conftest import IDEAL_TILE, analog_mapping
 from tests.devices._stats import Z, folded_normal_mgf
 from tests.metrics.conftest import make_gpt2
 
@@ -32,9 +32,6 @@ HOUR = 3600.0
 YEAR = 365.25 * 86400.0
 T0 = 20.0  # pcm drift t0
 NU_MU, NU_SD = 0.049, 0.008  # pcm drift exponent at g_max (devices/pcm.toml, clipped fits)
-IDEAL_TILE = dict(
-    dac_bits=0, adc_bits=0, adc_bound=0.0, out_noise=0.0, read_noise=0.0, drift_compensation="none"
-)
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +197,7 @@ def test_evaluate_state_sampled_once(tiny_lm):
 
     Per-MVM noise is off here: its stream advances with every forward pass, so with it on
     a point's value also depends on how many forwards came before (see the report)."""
-    m = mapping_from_dict(
-        {
-            "name": "quiet",
-            "tied_weights": "independent",
-            "default": {"placement": "analog", "device": "pcm", "tile": IDEAL_TILE},
-            "rule": [{"role": "embedding", "placement": "digital", "optional": True}],
-        }
-    )
+    m = analog_mapping("pcm", IDEAL_TILE, name="quiet")
     both = evaluate(tiny_lm, m, None, (1.0, HOUR, YEAR), (358.0,), [2], progress=False)
     alone = evaluate(tiny_lm, m, None, (YEAR,), (358.0,), [2], progress=False)
     base = both[0]["value"]

@@ -22,7 +22,8 @@ from analogsim.models.tiny_gpt2 import train_tokenizer
 from analogsim.report.rundir import read_csv
 from analogsim.studies.generate import GenerateOptions, run_generate
 from analogsim.studies.trace import trace_columns
-from tests.clock.conftest import loaded, mapping, tiny_gpt2
+from tests.clock.conftest import loaded, tiny_gpt2
+from tests.conftest import analog_mapping
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -43,7 +44,7 @@ def test_run_generate_writes_trace_plots_and_manifest(tmp_path):
         token_time="1d",
         start_age="1h",
         temperature="sine:300K:360K:7d",
-        mapping=mapping(
+        mapping=analog_mapping(
             "pcm",
             dict(
                 dac_bits=8,
@@ -102,7 +103,7 @@ def test_same_seed_same_trace(tmp_path):
             token_time="6h",
             start_age="1d",
             temperature="ramp:300K:350K:2d",
-            mapping=mapping(
+            mapping=analog_mapping(
                 "pcm",
                 dict(
                     dac_bits=8,
@@ -295,7 +296,9 @@ def test_generation_bench_rows_have_the_bench_format():
 
 
 def test_rerun_with_the_same_out_resumes_without_redoing(tmp_path):
-    kw = dict(prompt=[1, 2], tokens=5, token_time="1h", mapping=mapping("pcm"), out=tmp_path / "r")
+    kw = dict(
+        prompt=[1, 2], tokens=5, token_time="1h", mapping=analog_mapping("pcm"), out=tmp_path / "r"
+    )
     first = run_generate(loaded(tiny_gpt2()), **kw)
     n_rows = len(read_csv(tmp_path / "r" / "results.csv"))
     again = run_generate(loaded(tiny_gpt2()), **kw)
@@ -314,7 +317,7 @@ def test_interrupted_generation_keeps_its_trace_and_reruns(tmp_path, monkeypatch
         prompt=[1, 2],
         tokens=10,
         token_time="1h",
-        mapping=mapping("pcm"),
+        mapping=analog_mapping("pcm"),
         sample=sample,
         out=tmp_path / "r",
         plots=False,
@@ -349,7 +352,9 @@ def test_interrupted_generation_keeps_its_trace_and_reruns(tmp_path, monkeypatch
 
 
 def test_options_object_and_keywords_give_the_same_run(tmp_path):
-    kw = dict(prompt=[1, 2, 3], tokens=6, token_time="1h", mapping=mapping("pcm"), sample=True)
+    kw = dict(
+        prompt=[1, 2, 3], tokens=6, token_time="1h", mapping=analog_mapping("pcm"), sample=True
+    )
     a = run_generate(loaded(tiny_gpt2()), GenerateOptions(**kw), out=tmp_path / "a", plots=False)
     b = run_generate(loaded(tiny_gpt2()), out=tmp_path / "b", plots=False, **kw)
     # keywords replace fields of the options object

@@ -14,7 +14,7 @@ from analogsim.models import LoadedModel
 from analogsim.report.rundir import read_csv
 from analogsim.studies import stream
 from analogsim.studies.stream import StreamOptions, run_stream
-from tests.clock.conftest import mapping
+from tests.conftest import analog_mapping
 from tests.studies.test_generate import _main
 
 HOUR, DAY = 3600.0, 86400.0
@@ -42,7 +42,7 @@ def test_stream_accuracy_over_deployment_time(tmp_path):
         input_time="1d",
         start_age="1h",
         temperature="ramp:300K:360K:60d",
-        mapping=mapping("pcm"),
+        mapping=analog_mapping("pcm"),
         inputs=90,
         window=10,
         out=tmp_path / "s",
@@ -55,7 +55,7 @@ def test_stream_accuracy_over_deployment_time(tmp_path):
     assert 0 <= res["metrics"]["accuracy"] <= 1
     assert (tmp_path / "s" / "accuracy_vs_time.png").exists()
     # ideal chip: every prediction equals the digital one
-    ideal = run_stream(lm, input_time="1h", mapping=mapping("ideal"), out=tmp_path / "i")
+    ideal = run_stream(lm, input_time="1h", mapping=analog_mapping("ideal"), out=tmp_path / "i")
     assert ideal["metrics"]["accuracy"] == 1.0
 
 
@@ -83,14 +83,14 @@ def test_cli_stream(monkeypatch, capsys, tmp_path):
 
 
 def test_stream_options_object_and_keywords_give_the_same_run(tmp_path):
-    opts = StreamOptions(input_time="1h", inputs=12, window=4, mapping=mapping("pcm"))
+    opts = StreamOptions(input_time="1h", inputs=12, window=4, mapping=analog_mapping("pcm"))
     a = run_stream(_classifier(), opts, out=tmp_path / "a", plots=False)
     b = run_stream(
         _classifier(),
         input_time="1h",
         inputs=12,
         window=4,
-        mapping=mapping("pcm"),
+        mapping=analog_mapping("pcm"),
         out=tmp_path / "b",
         plots=False,
     )

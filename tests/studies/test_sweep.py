@@ -10,7 +10,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 import analogsim.studies.sweep as sweep_mod
 from analogsim.errors import ConfigError
@@ -24,7 +24,7 @@ from analogsim.studies.sweep import (
     summarize_sweep,
     thresholds,
 )
-from tests.conftest import make_mlp
+from tests.conftest import make_gpt2, make_mlp
 
 TEXT = (
     "The return statement leaves a function. A class definition creates a class object. "
@@ -50,28 +50,12 @@ def tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def make_gpt2(vocab: int, seed: int = 0) -> GPT2LMHeadModel:
-    """A random GPT-2 (2 layers, 32 wide, 64 positions) whose lm_head is tied to wte."""
-    cfg = GPT2Config(
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        vocab_size=vocab,
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = GPT2LMHeadModel(cfg).eval()
-    assert model.lm_head.weight is model.transformer.wte.weight
-    return model
-
-
 @pytest.fixture
 def lm(tokenizer) -> LoadedModel:
     ids = tokenizer(TEXT, return_tensors="pt")["input_ids"][0][:200]
-    model = make_gpt2(len(tokenizer))
+    # a random GPT-2 (2 layers, 32 wide, 64 positions) whose lm_head is tied to wte
+    model = make_gpt2(vocab=len(tokenizer), n_positions=64)
+    assert model.lm_head.weight is model.transformer.wte.weight
     return LoadedModel("tiny-lm", "causal-lm", model, tokenizer, {"heldout_ids": ids})
 
 

@@ -7,13 +7,10 @@ of the samples drawn (tests/devices/_stats.py).
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from analogsim.mapping.rules import load_mapping
 from analogsim.models.tiny_gpt2 import train_tokenizer
@@ -21,6 +18,7 @@ from analogsim.progress import quiet_transformers
 from analogsim.studies.train import train
 from analogsim.train import TrainConfig, fit, load_base
 from analogsim.train.hwa_config import HWAConfig
+from tests.conftest import make_gpt2, make_mlp
 
 # small surrogate tables and a coarse time grid keep table building in milliseconds
 FAST_HWA = dict(levels=17, table_samples=256, times_per_decade=1)
@@ -31,33 +29,13 @@ def fast_hwa(**kw) -> HWAConfig:
 
 
 def mlp(sizes: tuple[int, ...] = (12, 24, 5), seed: int = 0) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    """:func:`~tests.conftest.make_mlp` in training mode."""
+    return make_mlp(seed, sizes).train()
 
 
-def tiny_gpt2(seed: int = 0, vocab: int = 300) -> GPT2LMHeadModel:
-    cfg = GPT2Config(
-        vocab_size=vocab,
-        n_positions=64,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=0,
-        eos_token_id=0,
-        tie_word_embeddings=True,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return GPT2LMHeadModel(cfg).eval()
+def tiny_gpt2(seed: int = 0, vocab: int = 300) -> nn.Module:
+    """The training tests' GPT-2: 32 wide, 64 positions, tied head, no dropout."""
+    return make_gpt2(seed, vocab=vocab, n_positions=64, dropout=0.0)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from analogsim.train.hwa import (
     unwrap,
 )
 from analogsim.train.hwa_config import HWAConfig
+from tests.conftest import IDEAL_IO
 from tests.devices._stats import Z
 from tests.train.conftest import fast_hwa, mlp, tiny_gpt2
 
@@ -49,7 +50,6 @@ IO_4BIT = dict(
     weight_scale="column",
     drift_compensation="none",
 )
-NO_IO = dict(dac_bits=0, adc_bits=0, out_noise=0.0, read_noise=0.0, drift_compensation="none")
 
 
 def _layer(module: nn.Module, device: str, seed: int = 0, cfg: HWAConfig | None = None, **tile):
@@ -100,7 +100,7 @@ def test_device_perturbation_is_straight_through_to_the_masters() -> None:
     """With the device model on, dL/dW stays gy^T x (additive perturbation) and dL/dx uses
     the perturbed weights the forward used."""
     lin = mlp((16, 8))[0]
-    _, layer, ctx = _layer(lin, "pcm", cfg=fast_hwa(noise_side="weight"), **NO_IO)
+    _, layer, ctx = _layer(lin, "pcm", cfg=fast_hwa(noise_side="weight"), **IDEAL_IO)
     ctx.set_condition(86400.0, 300.0)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 16, generator=g, requires_grad=True)
@@ -153,7 +153,7 @@ def test_conv1d_ideal_matches_the_digital_layer_and_its_gradient() -> None:
         nn.init.normal_(conv.bias, std=0.1)
     ref = Conv1D(6, 5)
     ref.load_state_dict(conv.state_dict())
-    _, layer, _ = _layer(conv, "ideal", **NO_IO)
+    _, layer, _ = _layer(conv, "ideal", **IDEAL_IO)
     x = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
     gy = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(1))
     y = layer(x)
@@ -171,7 +171,7 @@ def test_conv2d_ideal_matches_the_digital_layer_and_its_gradient(groups: int) ->
         conv = nn.Conv2d(4, 6, 3, padding=1, stride=2, groups=groups)
     ref = nn.Conv2d(4, 6, 3, padding=1, stride=2, groups=groups)
     ref.load_state_dict(conv.state_dict())
-    _, layer, _ = _layer(conv, "ideal", **NO_IO)
+    _, layer, _ = _layer(conv, "ideal", **IDEAL_IO)
     x = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(0))
     y = layer(x)
     assert torch.allclose(y, ref(x), atol=1e-5)
@@ -195,7 +195,7 @@ def test_training_forward_matches_programmed_chips_in_distribution(engine: str, 
     lin = mlp((24, 6), seed=3)[0]
     x = torch.rand(4, 24, generator=torch.Generator().manual_seed(2))
     cfg = HWAConfig(levels=33, table_samples=4096, engine=engine, noise_side=side)
-    mapping = _mapping("pcm", **{**NO_IO, "drift_compensation": "global"})
+    mapping = _mapping("pcm", **{**IDEAL_IO, "drift_compensation": "global"})
     am = convert(nn.Sequential(lin), mapping)
     ctx = install_hwa(am.model, cfg, seed=0)
     layer = am.model[0]
@@ -267,7 +267,7 @@ def test_every_device_stuck_at_gmin_zeroes_the_weights(engine: str) -> None:
     """Stuck-at-g_min rate 1: G+ = G- = 0, so the layer outputs its bias only."""
     lin = mlp((6, 4))[0]
     cfg = fast_hwa(engine=engine, stuck_at_gmin_rate=1.0)
-    _, layer, _ = _layer(lin, "pcm", cfg=cfg, **NO_IO)
+    _, layer, _ = _layer(lin, "pcm", cfg=cfg, **IDEAL_IO)
     y = layer(torch.rand(3, 6))
     assert torch.allclose(y, lin.bias.detach().expand(3, 4), atol=1e-6)
 
@@ -281,7 +281,7 @@ def test_stuck_fraction_matches_the_rate() -> None:
         lin.weight.zero_()
         lin.weight[0, 0] = 1.0  # sets the scale
     cfg = fast_hwa(stuck_at_gmax_rate=p, noise_side="weight")
-    _, layer, _ = _layer(lin, "pcm", cfg=cfg, **NO_IO)
+    _, layer, _ = _layer(lin, "pcm", cfg=cfg, **IDEAL_IO)
     w_dev, _, _ = layer.hwa.prepare(layer, False)
     frac = float((w_dev.abs() > 0.5).float().mean())
     expect = 2 * p * (1 - p)
@@ -290,7 +290,7 @@ def test_stuck_fraction_matches_the_rate() -> None:
 
 def test_resample_every_keeps_a_draw_for_k_steps() -> None:
     lin = mlp((8, 4))[0]
-    _, layer, ctx = _layer(lin, "pcm", cfg=fast_hwa(resample_every=3), **NO_IO)
+    _, layer, ctx = _layer(lin, "pcm", cfg=fast_hwa(resample_every=3), **IDEAL_IO)
     x = torch.rand(2, 8)
     draws = []
     for _ in range(7):
@@ -338,7 +338,7 @@ def test_noise_scale_multiplies_the_device_perturbation() -> None:
     for gamma in (1.0, 2.0):
         lin = mlp((16, 8), seed=4)[0]
         _, layer, ctx = _layer(
-            lin, "pcm", cfg=fast_hwa(noise_side="weight", noise_scale=gamma), **NO_IO
+            lin, "pcm", cfg=fast_hwa(noise_side="weight", noise_scale=gamma), **IDEAL_IO
         )
         ctx.set_condition(86400.0, 300.0)
         w_dev, _, _ = layer.hwa.prepare(layer, False)
