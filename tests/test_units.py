@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analogsim.errors import ConfigError
 from analogsim.units import (
+    TEMPERATURE_RANGE_K,
+    check_temperature_K,
+    check_time_s,
     format_temperature,
     format_time,
     parse_float,
@@ -28,8 +32,7 @@ YEAR = 365.25 * DAY
     ("text", "seconds"),
     [
         ("0", 0.0),
-        ("3600", 3600.0),
-        ("2.5", 2.5),
+        ("0.0", 0.0),
         ("1s", 1.0),
         ("250ms", 0.25),
         ("1m", 60.0),
@@ -56,7 +59,15 @@ def test_parse_time_rejects_garbage(text):
         parse_time(text)
 
 
-@pytest.mark.parametrize("text", ["-1s", "-5", -1.0, float("inf"), float("nan")])
+@pytest.mark.parametrize("text", ["3600", "2.5", "1e3", "-5"])
+def test_parse_time_text_needs_a_unit(text):
+    """A bare number is never taken as seconds: the error names the key and shows units."""
+    with pytest.raises(ConfigError, match="needs a unit") as info:
+        parse_time(text, key="--times")
+    assert "--times" in str(info.value) and f"{text}s" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["-1s", -1.0, float("inf"), float("nan")])
 def test_parse_time_rejects_negative_and_non_finite(text):
     with pytest.raises(ConfigError, match="finite and >= 0"):
         parse_time(text)
@@ -76,6 +87,8 @@ def test_parse_times_list():
     assert parse_times(["1h", 60]) == [3600.0, 60.0]
     with pytest.raises(ConfigError, match="empty list"):
         parse_times(" , ")
+    with pytest.raises(ConfigError, match="empty list"):
+        parse_times([])
     with pytest.raises(ConfigError, match="not a time"):
         parse_times("1h,tomorrow")
 
@@ -83,7 +96,6 @@ def test_parse_times_list():
 @pytest.mark.parametrize(
     ("text", "kelvin"),
     [
-        ("300", 300.0),
         ("300K", 300.0),
         ("300k", 300.0),
         ("358 K", 358.0),
@@ -91,8 +103,11 @@ def test_parse_times_list():
         ("85c", 358.15),
         ("0C", 273.15),
         ("-40C", 233.15),
+        ("125C", 398.15),
+        ("233K", 233.0),
         ("27.5C", 300.65),
         (310, 310.0),
+        (398.15, 398.15),
     ],
 )
 def test_parse_temperature_values(text, kelvin):
@@ -105,10 +120,56 @@ def test_parse_temperature_rejects_garbage(text):
         parse_temperature(text)
 
 
-@pytest.mark.parametrize("text", ["0K", "-5", "-300C", "1000K", "800C", 0.0])
+@pytest.mark.parametrize(
+    "text", ["0K", "5K", "232.9K", "-41C", "126C", "1000K", "800C", 0.0, 5000, -3, math.nan]
+)
 def test_parse_temperature_range(text):
-    with pytest.raises(ConfigError, match="out of range"):
-        parse_temperature(text)
+    """Outside -40 C..125 C is refused, and the error shows the range."""
+    with pytest.raises(ConfigError, match="out of range") as info:
+        parse_temperature(text, key="--temperature")
+    assert "--temperature" in str(info.value) and "233 K to 398.15 K" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "example"), [("85", "85C or 358.15K"), ("300", "300K or 26.85C"), ("5", "5C or")]
+)
+def test_parse_temperature_text_needs_a_unit(text, example):
+    """A bare number is never taken as kelvin: the error names the key and shows the number
+    with units."""
+    with pytest.raises(ConfigError, match="needs a unit") as info:
+        parse_temperature(text, key="--temperature")
+    assert "--temperature" in str(info.value) and example in str(info.value)
+
+
+@pytest.mark.parametrize("value", [-3, 5000, math.inf, math.nan, "300", None, True])
+def test_check_temperature_K_refuses_what_the_cli_refuses(value):
+    """The API check: a number of kelvin in TEMPERATURE_RANGE_K, a ValueError naming the key."""
+    with pytest.raises(ValueError, match="temperature_K"):
+        check_temperature_K(value, "temperature_K")
+
+
+def test_check_temperature_K_accepts_the_range_and_none_where_allowed():
+    lo, hi = TEMPERATURE_RANGE_K
+    assert check_temperature_K(lo, "t") == lo and check_temperature_K(hi, "t") == hi
+    assert check_temperature_K(np.float32(300.0), "t") == 300.0
+    assert check_temperature_K(None, "t", allow_none=True) is None
+
+
+@pytest.mark.parametrize("value", [-1, -1e-9, math.inf, math.nan, "1h", None, False])
+def test_check_time_s_refuses(value):
+    with pytest.raises(ValueError, match="time_s"):
+        check_time_s(value, "time_s")
+
+
+def test_check_time_s_accepts():
+    assert check_time_s(0, "t") == 0.0 and check_time_s(np.int64(3600), "t") == 3600.0
+
+
+@pytest.mark.parametrize(("text", "item"), [("1h,,1d", "item 2 of 3"), ("1h,", "item 2 of 2")])
+def test_parse_list_refuses_empty_items(text, item):
+    """``--times 1h,,1d`` is a typo, not two times."""
+    with pytest.raises(ConfigError, match=item):
+        parse_times(text)
 
 
 def test_parse_temperatures_list():

@@ -233,7 +233,7 @@ def test_in_memory_trace_has_no_spec():
     [
         ("300K", Constant(300.0)),
         ("85C", Constant(358.15)),
-        (" 300 ", Constant(300.0)),
+        (" 300K ", Constant(300.0)),
         ("const:300K", Constant(300.0)),
         ("ramp:300K:360K:1d", Ramp(300.0, 360.0, DAY)),
         ("step:300K:358K:12h", Step(300.0, 358.0, 12 * HOUR)),
@@ -308,6 +308,7 @@ def test_spec_of_arbitrary_sine_phase_round_trips_to_rounding():
         ("0s=300K+358K", "piece 1 of 2: time '0s' must be > 0"),
         ("hot", "profile: bad temperature 'hot'"),
         ("-5K", "bad temperature '-5K'"),
+        ("300", "bad temperature '300'.*needs a unit"),
         ("warm:300K", "unknown profile kind 'warm'"),
         ("ramp:300K:360K", r"ramp takes 3 fields, got 2; write ramp:T0:T1:DURATION"),
         ("sine:300K:360K:1d:up:x", "sine takes 3 or 4 fields, got 5"),
