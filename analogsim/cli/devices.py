@@ -61,6 +61,14 @@ def device_show_cmd(
             "--temperature", help="Temperatures (K or C suffix); default the card's reference."
         ),
     ] = None,
+    program_temperature: Annotated[
+        str | None,
+        typer.Option(
+            "--program-temperature",
+            help="Temperature the targets are verified at (K or C suffix); default the "
+            "card's reference.",
+        ),
+    ] = None,
     samples: Annotated[
         int, typer.Option("--samples", min=100, help="Devices sampled per level.")
     ] = 100_000,
@@ -72,8 +80,9 @@ def device_show_cmd(
 ) -> None:
     """The datasheet of a card: statistics of G(t, T) / G_target at relative target levels.
 
-    A device held at T for t seconds ages like t * A(T) at the reference temperature
-    (Arrhenius, the card's drift activation energy) and is read at T.
+    A device programmed (verified) at --program-temperature and held at T for t seconds
+    has the drift age of the demarcation-energy law at the reference temperature and 1/f
+    noise of t seconds, and is read at T (docs/physics.md section 4).
     """
     from analogsim.devices import load_device  # lazy: start-up time
     from analogsim.studies.evaluate import device_datasheet
@@ -81,7 +90,16 @@ def device_show_cmd(
     dev = load_device(card)
     levels = parse_floats(g, key="g")
     temps = parse_temperatures(temperature) if temperature else None
-    rows = device_datasheet(dev, levels, parse_times(times), temps, samples=samples, seed=seed)
+    t_prog = parse_temperatures(program_temperature)[0] if program_temperature else None
+    rows = device_datasheet(
+        dev,
+        levels,
+        parse_times(times),
+        temps,
+        samples=samples,
+        seed=seed,
+        programming_temperature_K=t_prog,
+    )
     if json_out:
         keys = ("g_rel", "time_s", "temperature_K", "mean", "std")
         print_json([{k: r[k] for k in keys} for r in rows])

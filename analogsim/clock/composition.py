@@ -4,7 +4,8 @@ r"""Temperature profiles built from others: one after the other, shifted, or sum
 shifted by a constant number of kelvin) and :class:`Sum` (a base profile plus the change
 of another profile since its start, e.g. thermal cycling on a ramp). Each is a
 :class:`~analogsim.clock.profiles.Profile`; equivalent time sums the pieces' own (closed
-forms where they have one).
+forms where they have one); the drift age of a :class:`Sequence` is carried through its
+pieces in order (the demarcation-energy law is not additive).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analogsim.clock.profiles import Profile, fmt_s
-from analogsim.devices.physics import arrhenius_factor
+from analogsim.devices.physics import arrhenius_factor, relaxed_age
 from analogsim.errors import ConfigError
 from analogsim.units import parse_float
 
@@ -113,6 +114,20 @@ class Sequence(Profile):
             t_hold = float(last._temperature(np.array([d_last]))[0])
             parts.append((b - max(a, end)) * arrhenius_factor(t_hold, t_ref, ea))
         return math.fsum(parts)
+
+    def _drift_age(
+        self, a: float, b: float, te: float, t_ref: float, tau0: float, t0: float
+    ) -> float:
+        for (d, profile), s in zip(self.pieces, self._starts, strict=True):
+            lo, hi = max(a, s), min(b, s + d)
+            if hi > lo:
+                te = profile._drift_age(lo - s, hi - s, te, t_ref, tau0, t0)
+        end = self.total_duration
+        if b > end:  # after a finite last piece: its end temperature holds
+            d_last, last = self.pieces[-1]
+            t_hold = float(last._temperature(np.array([d_last]))[0])
+            te = relaxed_age(te, b - max(a, end), t_hold, t_ref, tau0, t0)
+        return te
 
     def spec(self) -> str:
         out = []

@@ -24,14 +24,14 @@ no wall clock anywhere):
 
 Device state is never stepped: at every real update the clock calls
 :meth:`~analogsim.mapping.convert.AnalogModel.set_time` with the deployment time, the
-read temperature and, per (reference temperature, drift activation energy) of the
-model's devices, the equivalent age
-
-.. math:: t_{eq}(t) = \int_0^{t} \exp\!\Big(-\frac{E_a}{k_B}
-          \Big(\frac{1}{T(s)} - \frac{1}{T_{ref}}\Big)\Big)\,ds,
-
-accumulated piece by piece with :meth:`Profile.equivalent_time`, which is additive to
-~1e-12, so the state at a time does not depend on how often the clock ticked.
+read temperature and, per age key of the model's devices (``Temperature.age_key``), the
+drift-equivalent age (the demarcation-energy law
+:math:`dt_{eq}/dt = (T/T_{ref})((t_{eq}+t_0)/\tau_0)^{1 - T_{ref}/T}`, carried piece by
+piece with :meth:`Profile.drift_age`, exact for constant stretches and to ~1e-11 for
+others) and the fault age (the Arrhenius integral with the card's ``fault_ea_eV``,
+:meth:`Profile.equivalent_time`, additive to ~1e-12); 1/f read noise runs on the
+deployment time itself. So the state at a time does not depend on how often the clock
+ticked.
 
 Skipping. A step re-computes the state only when
 :meth:`DeviceModel.change_bound` (drift, one std of the accumulated read noise, read
@@ -188,7 +188,7 @@ class Clock:
         # passes over the analog weights besides set_time: weight error, fault counts
         self.extra_passes = 0
         # wall time of the last integration and the equivalent age of every key there
-        self.age = DeploymentAge(0.0, {k: 0.0 for k in self._keys})
+        self.age = DeploymentAge(0.0, {k: 0.0 for k in self._keys}, {k: 0.0 for k in self._keys})
         self._faults_due = False
         self._weight_error: dict[str, float] = {}
         self._started = False
@@ -233,9 +233,10 @@ class Clock:
         self.age.add_integrated(
             t,
             {
-                (t_ref, ea): self.profile.equivalent_time(mark, t, ea, t_ref)
-                for t_ref, ea in self._keys
+                key: self.profile.drift_age(mark, t, self.age.equivalent_s[key], key)
+                for key in self._keys
             },
+            {key: self.profile.equivalent_time(mark, t, key[4], key[0]) for key in self._keys},
         )
 
     def equivalent_age(self, key: AgeKey | None = None) -> float:
@@ -253,16 +254,17 @@ class Clock:
         return float(self.profile.temperature(t))
 
     def _wall_time_for(self, key: AgeKey, te_target: float) -> float:
-        """Deployment time at which the equivalent age of ``key`` reaches ``te_target``.
+        """Deployment time at which the fault age of ``key`` reaches ``te_target``.
 
         Safeguarded Newton on ``te(t) = te(mark) + equivalent_time(mark, t)`` with
-        ``dte/dt = A(T(t))`` (the Arrhenius factor), bracketed by bisection.
+        ``dte/dt = A(T(t))`` (the Arrhenius factor of ``fault_ea_eV``), bracketed by
+        bisection.
         """
-        t0, te0 = self.age.time_s, self.age.equivalent_s[key]
+        t0, te0 = self.age.time_s, self.age.fault_s[key]
         need = te_target - te0
         if need <= 0:
             return t0
-        t_ref, ea = key
+        t_ref, ea = key[0], key[4]
         if ea == 0.0:
             return t0 + need
 
@@ -270,7 +272,7 @@ class Clock:
             return self.profile.equivalent_time(t0, t, ea, t_ref)
 
         def rate(t: float) -> float:
-            return DeploymentAge.acceleration(key, self._temperature(t))
+            return DeploymentAge.fault_acceleration(key, self._temperature(t))
 
         lo, hi = t0, t0 + need / rate(t0)
         f_hi = te(hi)
@@ -302,22 +304,24 @@ class Clock:
         """Recompute the device state at deployment time ``t`` (the clock is there)."""
         am = self.am
         eq = dict(self.age.equivalent_s)
+        fault = dict(self.age.fault_s)
         if recalibrate:
             # one pass: compensation recomputed at this state, then frozen
             am.freeze_compensation(False)
-            am.set_time(t, T, equivalent=eq)
+            am.set_time(t, T, equivalent=eq, fault=fault)
             am.freeze_compensation(True)
         else:
-            am.set_time(t, T, equivalent=eq)
+            am.set_time(t, T, equivalent=eq, fault=fault)
         self.n_updates += 1
         for g in self.groups:
-            g.te_upd = eq[g.key]
+            g.time_upd = self.age.device_time(g.key)
+            g.te_upd = g.time_upd.drift_s
             g.T_upd = T
-            g.onsets_upd = g.expected_onsets(g.te_upd)
+            g.onsets_upd = g.expected_onsets(g.time_upd.fault_s)
             g.set_limit(self.tolerance)
             recount = g.device.faults.dynamic or g.faults is None
             if self.do_count_faults and g.has_faults and recount:
-                g.faults = sum(count_faults(layer, g.te_upd) for _, layer in g.layers)
+                g.faults = sum(count_faults(layer, g.time_upd.fault_s) for _, layer in g.layers)
                 self.extra_passes += 1
         if self.noise is not None:
             self.noise.refresh()
@@ -418,7 +422,7 @@ class Clock:
             if self._faults_due:
                 reasons.append("faults")
             if not reasons and any(
-                g.needs_update(self.age.equivalent_s[g.key], T, self.tolerance) for g in self.groups
+                g.needs_update(self.age.device_time(g.key), T, self.tolerance) for g in self.groups
             ):
                 reasons.append("bound")
             if reasons:
@@ -448,7 +452,7 @@ class Clock:
             faults = sum(g.faults for g in self.groups if g.faults is not None)
             if not self.do_count_faults:
                 faults = None
-            expected = sum(g.expected_faults(self.age.equivalent_s[g.key]) for g in self.groups)
+            expected = sum(g.expected_faults(self.age.fault_s[g.key]) for g in self.groups)
         state = StepState(
             index=k,
             time_s=t,

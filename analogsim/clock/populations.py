@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from analogsim.devices.age import AgeKey
+from analogsim.devices.age import AgeKey, DeviceTime
 from analogsim.devices.model import DeviceModel
 from analogsim.mapping.analog_model import AnalogModel, inner_layer, weight_count
 
@@ -30,6 +30,7 @@ class Population:
     n_devices: int
     static_fraction: float
     te_upd: float = 0.0
+    time_upd: DeviceTime | None = None
     T_upd: float | None = None
     limit: float = 0.0
     onsets_upd: float = 0.0
@@ -41,7 +42,7 @@ class Population:
         return f.static or f.dynamic
 
     def expected_onsets(self, t_eq: float) -> float:
-        """Expected devices failed by onset at equivalent age ``t_eq``."""
+        """Expected devices failed by onset at fault age ``t_eq``."""
         healthy = self.n_devices * (1.0 - self.static_fraction)
         return healthy * self.device.faults.onset_probability(t_eq)
 
@@ -50,7 +51,9 @@ class Population:
 
     def set_limit(self, tolerance: float) -> None:
         """Largest equivalent age reachable from the last update without exceeding the
-        tolerance at the same read temperature (bisection on the monotone bound)."""
+        tolerance at the same read temperature (bisection on the monotone bound), for a
+        chip whose drift and held ages are equal (at the reference temperature); otherwise
+        :meth:`needs_update` evaluates the bound directly."""
         dev = self.device
         t1 = self.te_upd
         if not dev.time_dependent():
@@ -60,8 +63,10 @@ class Population:
             self.limit = t1
             return
 
+        T = self.T_upd
+
         def bound(t2: float) -> float:
-            return dev.change_bound(t1, t2)
+            return dev.change_bound(t1, t2, T, T)
 
         step = max(t1, 1.0)
         hi = t1 + step
@@ -84,13 +89,18 @@ class Population:
                 lo = mid
         self.limit = lo
 
-    def needs_update(self, te: float, T: float, tolerance: float) -> bool:
-        """True when the state at equivalent age ``te`` read at ``T`` may differ from the
-        last update's by more than ``tolerance`` (a fraction of g_max)."""
+    def needs_update(self, te: DeviceTime | float, T: float, tolerance: float) -> bool:
+        """True when the state at ages ``te`` read at ``T`` may differ from the last
+        update's by more than ``tolerance`` (a fraction of g_max)."""
         dev = self.device
+        now = te if isinstance(te, DeviceTime) else DeviceTime.same(te)
+        upd = self.time_upd if self.time_upd is not None else DeviceTime.same(self.te_upd)
         if self.T_upd != T and dev.temperature.affects_conduction:
-            return dev.change_bound(self.te_upd, te, self.T_upd, T) > tolerance
-        return te > self.limit
+            return dev.change_bound(upd, now, self.T_upd, T) > tolerance
+        same_clock = upd.drift_s == upd.noise_s and now.drift_s == now.noise_s
+        if same_clock:
+            return now.drift_s > self.limit
+        return dev.change_bound(upd, now, T, T) > tolerance
 
 
 def populations(am: AnalogModel) -> list[Population]:

@@ -17,6 +17,15 @@ Every profile has
   Arrhenius kinetics (Ielmini, Lavizzari, Sharma, Lacaita, Appl. Phys. Lett. 92, 193511,
   2008), which gives this time-temperature mapping. The activation energy for the
   drift rate is NOT a published constant: it is an assumption set in the device card;
+* ``drift_age(t_start, t_end, t_eq_start, key)``: the drift-equivalent age at ``t_end``
+  of a device of age key ``key`` (``Temperature.age_key``) that had ``t_eq_start`` at
+  ``t_start``. With an attempt time ``tau0 > 0`` it follows the demarcation-energy law of
+  distributed activation energies (Ielmini et al. 2008):
+  :math:`dt_{eq}/dt = (T/T_{ref})((t_{eq}+t_0)/\tau_0)^{1 - T_{ref}/T}`, exact for constant
+  stretches, integrated with error control (:func:`~analogsim.clock.quadrature.evolve`,
+  about 1e-11 relative) elsewhere; it is not additive in time like the Arrhenius integral,
+  so it carries the age along. Without an attempt time it is ``t_eq_start`` plus the
+  Arrhenius integral above with the card's ``drift_ea_eV``;
 * ``breakpoints(t_start, t_end)``: times inside the span where the profile has a kink or
   a jump (callers may step their clock there);
 * ``spec()``: the command-line form, so that ``parse_profile(p.spec()) == p``.
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -49,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from analogsim.clock.quadrature import edges, integrate
-from analogsim.devices.physics import arrhenius_factor
+from analogsim.clock.quadrature import edges, evolve, integrate
+from analogsim.devices.physics import arrhenius_factor, relaxed_age
 from analogsim.errors import ConfigError
 from analogsim.units import parse_float
 
@@ -203,7 +213,48 @@ class Profile(ABC):
             return 0.0
         return self._equivalent_time(a, b, ea, t_ref)
 
+    def drift_age(
+        self, t_start: float, t_end: float, t_eq_start: float, key: tuple[float, ...]
+    ) -> float:
+        r"""Drift-equivalent age at ``t_end`` of a device with age ``t_eq_start`` at
+        ``t_start`` (seconds at the key's reference temperature).
+
+        ``key = (t_ref_K, tau0_s, t0_s, drift_ea_eV, fault_ea_eV)``
+        (:attr:`analogsim.devices.sections.Temperature.age_key`). With ``tau0_s > 0``:
+        the demarcation-energy law (Ielmini et al., APL 92, 193511, 2008),
+        :math:`dt_{eq}/dt = (T/T_{ref})((t_{eq} + t_0)/\tau_0)^{1 - T_{ref}/T}`; with
+        ``tau0_s == 0``: ``t_eq_start`` plus the Arrhenius integral with ``drift_ea_eV``.
+        A constant stretch at ``T_ref`` adds exactly ``t_end - t_start``.
+        """
+        a = _as_time_arg(t_start, "t_start")
+        b = _as_time_arg(t_end, "t_end")
+        te = _as_time_arg(t_eq_start, "t_eq_start")
+        if b < a:
+            raise ValueError(f"t_end ({t_end!r} s) must be >= t_start ({t_start!r} s)")
+        t_ref, tau0, t0, ea = (float(x) for x in key[:4])
+        if tau0 <= 0.0:
+            return te + self.equivalent_time(a, b, ea, t_ref)
+        if b == a:
+            return te
+        return self._drift_age(a, b, te, t_ref, tau0, t0)
+
     # -- shared implementation ------------------------------------------------------------
+    def _drift_age(
+        self, a: float, b: float, te: float, t_ref: float, tau0: float, t0: float
+    ) -> float:
+        """Default: the age ODE integrated between breakpoints (arguments checked), steps
+        no longer than ``_max_step``."""
+        cuts = edges(a, b, self.breakpoints(a, b), math.inf)
+
+        def flow(y: float, dt: float, T: float) -> float:
+            return relaxed_age(y, dt, T, t_ref, tau0, t0)
+
+        for lo, hi in itertools.pairwise(cuts):
+            te = evolve(
+                self._temperature, float(lo), float(hi), te, flow, max_step=self._max_step()
+            )
+        return te
+
     def _equivalent_time(self, a: float, b: float, ea: float, t_ref: float) -> float:
         """Default: adaptive Gauss-Legendre between breakpoints (arguments checked)."""
         return self._quadrature(a, b, ea, t_ref)
@@ -258,6 +309,11 @@ class Constant(Profile):
 
     def _equivalent_time(self, a: float, b: float, ea: float, t_ref: float) -> float:
         return (b - a) * arrhenius_factor(self.T, t_ref, ea)
+
+    def _drift_age(
+        self, a: float, b: float, te: float, t_ref: float, tau0: float, t0: float
+    ) -> float:
+        return relaxed_age(te, b - a, self.T, t_ref, tau0, t0)
 
     def spec(self) -> str:
         return fmt_K(self.T)
@@ -333,6 +389,14 @@ class Step(Profile):
         return before * arrhenius_factor(self.T0, t_ref, ea) + after * arrhenius_factor(
             self.T1, t_ref, ea
         )
+
+    def _drift_age(
+        self, a: float, b: float, te: float, t_ref: float, tau0: float, t0: float
+    ) -> float:
+        before = max(0.0, min(b, self.at) - a)
+        after = max(0.0, b - max(a, self.at))
+        te = relaxed_age(te, before, self.T0, t_ref, tau0, t0)
+        return relaxed_age(te, after, self.T1, t_ref, tau0, t0)
 
     def spec(self) -> str:
         return f"step:{fmt_K(self.T0)}:{fmt_K(self.T1)}:{fmt_s(self.at)}"

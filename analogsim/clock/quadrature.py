@@ -1,7 +1,9 @@
-"""Adaptive Gauss-Legendre quadrature of a smooth positive function over given intervals.
+"""Adaptive Gauss-Legendre quadrature of a smooth positive function over given intervals,
+and an adaptive integrator of an age ODE whose constant-temperature flow is known.
 
 Used by :mod:`analogsim.clock.profiles` for the Arrhenius integral of a temperature
-profile between its breakpoints, to a relative accuracy of about 1e-13.
+profile between its breakpoints, to a relative accuracy of about 1e-13 (:func:`integrate`),
+and for the demarcation-energy relaxation age, to about 1e-11 (:func:`evolve`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["edges", "integrate"]
+__all__ = ["edges", "evolve", "integrate"]
 
 _GL_ORDER = 16
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(_GL_ORDER)
@@ -77,3 +79,51 @@ def edges(a: float, b: float, inner: np.ndarray, max_step: float) -> np.ndarray:
         n = max(1, math.ceil((hi - lo) / max_step))
         parts.append(np.linspace(lo, hi, n + 1)[1:])
     return np.concatenate(parts)
+
+
+_ODE_RTOL = 1e-11
+_ODE_MAX_STEPS = 2_000_000
+
+
+def evolve(
+    temperature: Callable[[np.ndarray], np.ndarray],
+    a: float,
+    b: float,
+    y0: float,
+    flow: Callable[[float, float, float], float],
+    rtol: float = _ODE_RTOL,
+    max_step: float = math.inf,
+) -> float:
+    """Solve ``dy/dt = f(y, T(t))`` from ``a`` to ``b`` given its exact flow at constant T.
+
+    ``flow(y, dt, T)`` is the exact solution after ``dt`` at a constant temperature ``T``
+    (the demarcation-energy map, :func:`analogsim.devices.physics.relaxed_age`). A step of
+    length ``h`` freezes ``T`` at the step's midpoint (second order, symmetric); each step
+    is compared with two half steps, the difference is the error estimate (accepted when
+    below ``rtol`` of ``|y|``), and the two half steps plus a Richardson correction
+    (a third of the difference) are kept. ``T(t)`` must be smooth on ``[a, b]`` (the caller
+    cuts at breakpoints); ``max_step`` caps the step (a quarter period for oscillations,
+    so the three temperature samples of a step cannot alias the cycle).
+    """
+    if b <= a:
+        return y0
+
+    t, y, h = a, y0, min(b - a, max_step)
+    quarter = np.array([0.5, 0.25, 0.75])
+    for _ in range(_ODE_MAX_STEPS):
+        if t >= b:
+            break
+        h = min(h, b - t)
+        T_mid, T_1, T_2 = temperature(t + h * quarter).tolist()  # (3,)
+        coarse = flow(y, h, T_mid)
+        fine = flow(flow(y, 0.5 * h, T_1), 0.5 * h, T_2)
+        err = abs(fine - coarse)
+        tol = rtol * max(abs(fine), 1e-300)
+        if err <= tol or h <= 1e-12 * max(1.0, abs(t)):
+            y = fine + (fine - coarse) / 3.0
+            t = b if t + h >= b else t + h
+            grow = 4.0 if err == 0.0 else min(4.0, 0.9 * (tol / err) ** (1.0 / 3.0))
+            h = min(h * max(grow, 1.0), max_step)
+        else:
+            h *= max(0.1, 0.9 * (tol / err) ** (1.0 / 3.0))
+    return y

@@ -21,6 +21,7 @@ from typing import Any
 
 from analogsim.config import check_number, load_toml
 from analogsim.devices.functions import Piecewise, parse_piecewise
+from analogsim.devices.physics import TEMPERATURE_RANGE_K, max_monotone_slope_eV
 from analogsim.devices.sections import (
     AccumulatedNoise,
     Conductance,
@@ -67,12 +68,18 @@ _SPEC: dict[str, dict[str, tuple]] = {
         "t0_s": (_NUM, False, 0.0, math.inf, True, False),
         "scale": (_NUM, False, 0.0, math.inf, True, False),
         "dv": (_NUM, False, 0.0, math.inf, False, False),
+        "clock": (_STR, False, ("wall", "drift"), None, True, True),
     },
     "temperature": {
-        "t_ref_K": (_NUM, True, 0.0, 1000.0, False, False),
+        "t_ref_K": (_NUM, True, *TEMPERATURE_RANGE_K, True, True),
+        "relaxation_tau0_s": (_NUM, False, 0.0, 1.0, True, True),
+        "relaxation_t0_s": (_NUM, False, 0.0, math.inf, False, False),
         "drift_ea_eV": (_NUM, False, 0.0, 5.0, True, True),
-        "conduction_ea_gmin_eV": (_NUM, False, -1.0, 2.0, True, True),
-        "conduction_ea_gmax_eV": (_NUM, False, -1.0, 2.0, True, True),
+        "drift_ea_fraction": (_NUM, False, 0.0, 1.0, True, True),
+        "conduction_ea_gmax_eV": (_NUM, False, 0.0, 2.0, True, True),
+        "conduction_ea_slope_eV": (_NUM, False, 0.0, 2.0, True, True),
+        "conduction_ea_max_eV": (_NUM, False, 0.0, 2.0, True, True),
+        "fault_ea_eV": (_NUM, False, 0.0, 5.0, True, True),
     },
     "faults": {
         "stuck_at_gmin_rate": (_NUM, False, 0.0, 1.0, True, True),
@@ -243,6 +250,28 @@ def card_fields(data: dict[str, Any], *, file: Any = "<dict>") -> dict[str, Any]
                 file=file,
                 key="faults.outlier_max_factor",
                 value=faults.outlier_max_factor,
+            )
+    temp: Temperature | None = parts.get("temperature")
+    if temp is not None:
+        s_max = max_monotone_slope_eV()
+        if temp.conduction_ea_slope_eV >= s_max:
+            lo, hi = TEMPERATURE_RANGE_K
+            raise ConfigError(
+                "the read-out would fold over: a lower state would read above a higher one "
+                f"for a chip programmed at {lo:g} K and read at {hi:g} K",
+                file=file,
+                key="temperature.conduction_ea_slope_eV",
+                value=temp.conduction_ea_slope_eV,
+                allowed=f"0 <= slope < k_B/(1/{lo:g} K - 1/{hi:g} K) = {s_max:.4f} eV",
+            )
+        if temp.demarcation and temp.relaxation_tau0_s >= temp.relaxation_t0_s:
+            raise ConfigError(
+                "the attempt time must be shorter than the glass age at programming",
+                file=file,
+                key="temperature.relaxation_tau0_s",
+                value=temp.relaxation_tau0_s,
+                allowed=f"0 (Arrhenius drift clock) or 0 < tau0 < relaxation_t0_s = "
+                f"{temp.relaxation_t0_s:g} s",
             )
     rn: AccumulatedNoise | None = parts.get("read_noise")
     if rn is not None and rn.t_offset_s + rn.t0_s <= 0:

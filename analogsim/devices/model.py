@@ -7,12 +7,15 @@
 3. accumulated noise: ``g = max(0, g_d + A B(v(t)))`` with ``A = |g_d| Q_s(g_p)`` (relative,
    PCM 1/f read noise) or ``A = sigma(g_T)`` uS (absolute, RRAM relaxation), and ``B`` a
    Brownian motion in the variance clock ``v(t) = ln((t + a)/b)`` (see below)
-4. read temperature: ``g *= exp(-Ea(g_T)/k (1/T - 1/T_ref))``
+4. read temperature: ``g *= exp(-Ea(g_T)/k (1/T - 1/T_prog))`` with ``Ea`` linear in
+   ``ln g_T`` (capped), and the drift exponent read at ``T`` scaled by
+   ``1 - c + c T_ref/T`` (drift as a growth of the activation energy)
 5. faults: stuck at g_min / g_max from programming on, heavy-tailed stuck-on outliers,
    and fault onsets over time (Poisson hazards)
 
-``t`` is the *equivalent* time at the reference temperature (the caller integrates the
-Arrhenius factor over the temperature history) and ``T`` the temperature at read.
+Time is a :class:`~analogsim.devices.age.DeviceTime` (drift age, held time for 1/f
+noise, fault age; a float sets all three), ``T`` the temperature at read and ``T_prog``
+the temperature the targets were verified at (``None``: the card's ``t_ref_K``).
 
 Accumulated noise as a process
 ------------------------------
@@ -40,6 +43,7 @@ import torch
 from torch import Tensor
 
 from analogsim.devices import physics
+from analogsim.devices.age import DeviceTime, as_device_time
 from analogsim.devices.card import card_dict, card_fields, read_card, with_card_overrides
 from analogsim.devices.rng import chunk_generator, derive_seed
 from analogsim.devices.sections import (
@@ -112,8 +116,8 @@ class DeviceModel:
 
     def change_bound(
         self,
-        t1_s: float,
-        t2_s: float,
+        t1_s: float | DeviceTime,
+        t2_s: float | DeviceTime,
         temperature1_K: float | None = None,
         temperature2_K: float | None = None,
     ) -> float:
@@ -128,32 +132,48 @@ class DeviceModel:
         * accumulated noise, one standard deviation of the change:
           :math:`\max_g(g\,Q_s(g))\sqrt{v(t_2) - v(t_1)}` (relative noise) or
           ``amplitude/g_max * sqrt(dv)`` (absolute);
-        * read temperature: :math:`|\exp(E_{a,max}/k_B\,|1/T_1 - 1/T_2|) - 1|`.
+        * read temperature: :math:`|\exp(E_a/k_B\,|1/T_1 - 1/T_2|) - 1|` with ``E_a`` the
+          largest activation energy a state reaches (its cap plus the drift-grown part).
 
-        Fault onsets are jumps, not small changes: callers must check
-        :meth:`Faults.onset_probability` separately.
+        The drift term is multiplied by the larger drift multiplier ``1 - c + c T_ref/T``
+        of the two temperatures. Fault onsets are jumps, not small changes: callers must
+        check :meth:`Faults.onset_probability` separately.
         """
-        lo, hi = min(t1_s, t2_s), max(t1_s, t2_s)
+        a, b = as_device_time(t1_s), as_device_time(t2_s)
+        lo, hi = min(a.drift_s, b.drift_s), max(a.drift_s, b.drift_s)
         bound = 0.0
         grid = torch.logspace(-7, 0, 200, dtype=torch.float64)
         d = self.drift
+        tm = self.temperature
+        nu_max = 0.0
         if d is not None and d.scale != 0.0 and hi > 0:
             # |dG|/g_max <= (G/g_max) nu dln t; nu is drawn from the target level, so bound
             # g nu by max_g g (mu + 4 sigma)(g), with 20 % headroom for programming overshoot
             g_nu = float((grid * (d.nu_mean(grid) + 4 * d.nu_std(grid))).max()) * 1.2
-            bound += g_nu * d.scale * math.log((hi + d.t0_s) / (lo + d.t0_s))
+            mult = 1.0
+            for temp in (temperature1_K, temperature2_K):
+                if temp is not None:
+                    mult = max(mult, tm.drift_multiplier(temp))
+            bound += g_nu * d.scale * math.log((hi + d.t0_s) / (lo + d.t0_s)) * mult
+            nu_max = float((d.nu_mean(grid) + 4 * d.nu_std(grid)).max()) * d.scale
         r = self.read_noise
         if r is not None and r.scale != 0.0:
-            dv = max(0.0, r.v(hi) - r.v(lo))
+            ta, tb = self._noise_time(a), self._noise_time(b)
+            dv = abs(r.v(max(ta, tb)) - r.v(min(ta, tb)))
             if r.kind == "relative":
                 amp = float((grid * r.amplitude(grid)).max())
             else:
                 amp = float(r.amplitude(grid).max()) / self.g_max
             bound += amp * r.scale * math.sqrt(dv)
-        tm = self.temperature
         if tm.affects_conduction and temperature1_K != temperature2_K:
-            bound += tm.conduction_change_bound(temperature1_K, temperature2_K)
+            log_ratio = math.log((hi + d.t0_s) / d.t0_s) if nu_max > 0 else 0.0
+            bound += tm.conduction_change_bound(temperature1_K, temperature2_K, log_ratio, nu_max)
         return bound
+
+    def _noise_time(self, t: DeviceTime) -> float:
+        """The age the accumulated-noise clock runs on (``read_noise.clock``)."""
+        r = self.read_noise
+        return t.drift_s if r is not None and r.clock == "drift" else t.noise_s
 
     def assumptions(self) -> dict[str, tuple[str, ...]]:
         """Keys whose values are assumptions (no published source), by card section."""
@@ -190,41 +210,46 @@ class DeviceModel:
         self,
         g_target: Tensor,
         seed: int,
-        t_s: float,
+        t_s: float | DeviceTime,
         temperature_K: float | None = None,
         *,
         chunk: int = 0,
+        t_prog_K: float | None = None,
     ) -> Tensor:
-        """Conductances (uS) at equivalent time ``t_s`` read at ``temperature_K``.
+        """Conductances (uS) at age ``t_s`` read at ``temperature_K``.
 
         Equivalent to ``assemble(components(g_target, seed, t_s, chunk=chunk), t_s, T)``.
 
         Args:
-            g_target: target conductances, any shape; ``chunk`` numbers this block of a
-                larger tensor so that its draws are its own.
+            g_target: target conductances (verified at ``t_prog_K``), any shape; ``chunk``
+                numbers this block of a larger tensor so that its draws are its own.
             seed: the layer's device seed.
-            t_s: equivalent time since programming at the reference temperature, s.
-            temperature_K: temperature at read; ``None`` means the reference.
+            t_s: the device's ages (:class:`~analogsim.devices.age.DeviceTime`), or one
+                float for all three (a chip held at the reference temperature), s.
+            temperature_K: temperature at read; ``None`` means the programming temperature.
             chunk: index of this block (see :mod:`analogsim.devices.rng`).
+            t_prog_K: temperature the targets were verified at; ``None`` means the card's
+                ``t_ref_K``.
         Returns:
             Tensor of the shape of ``g_target``.
         """
         comp = self.components(g_target, seed, t_s, chunk=chunk, lean=True)
-        return self.assemble(comp, t_s, temperature_K)
+        return self.assemble(comp, t_s, temperature_K, t_prog_K=t_prog_K)
 
-    def noise_interval(self, t_s: float) -> int:
+    def noise_interval(self, t_s: float | DeviceTime) -> int:
         """Index k of the grid interval ``[v_k, v_k+1)`` of the accumulated-noise clock at ``t_s``."""
         r = self.read_noise
         if r is None or r.scale == 0.0:
             return 0
         v0 = r.v(0.0)
-        return math.floor((max(r.v(t_s), v0) - v0) / r.dv + 1e-12)
+        t_n = self._noise_time(as_device_time(t_s))
+        return math.floor((max(r.v(t_n), v0) - v0) / r.dv + 1e-12)
 
     def components(
         self,
         g_target: Tensor,
         seed: int,
-        t_s: float,
+        t_s: float | DeviceTime,
         *,
         chunk: int = 0,
         lean: bool = False,
@@ -250,6 +275,7 @@ class DeviceModel:
         shape = g_target.shape
         dtype = g_target.dtype
         g_rel_t = physics.relative_conductance(g_target, self.g_max)
+        tt = as_device_time(t_s)
 
         def normal(stream: int, k: int = 0) -> Tensor:
             gen = chunk_generator(derive_seed(seed, stream, k), chunk, dev)
@@ -272,7 +298,7 @@ class DeviceModel:
         # 2. drift exponent
         d = self.drift
         nu = None
-        if d is not None and d.scale != 0.0 and (t_s > 0.0 or not lean):
+        if d is not None and d.scale != 0.0 and (tt.drift_s > 0.0 or not lean):
             nu = physics.drift_exponent(
                 d.nu_mean(g_rel_t), d.nu_std(g_rel_t), normal(S_NU), d.scale
             )
@@ -291,7 +317,7 @@ class DeviceModel:
             if r.scale != 1.0:
                 amp.mul_(r.scale)
             v0 = r.v(0.0)
-            on_grid = (max(r.v(t_s), v0) - (v0 + k * r.dv)) / r.dv <= 1e-12
+            on_grid = (max(r.v(self._noise_time(tt)), v0) - (v0 + k * r.dv)) / r.dv <= 1e-12
             if advanceable:
                 comp["b"] = b.clone()
                 comp["amp"] = amp
@@ -303,8 +329,7 @@ class DeviceModel:
         tm = self.temperature
         ea = None
         if tm.affects_conduction:
-            ea = g_rel_t.clamp(max=1.0).mul_(tm.conduction_ea_gmax_eV - tm.conduction_ea_gmin_eV)
-            ea.add_(tm.conduction_ea_gmin_eV)
+            ea = tm.conduction_ea(g_rel_t.clamp(max=1.0))
         # 5. faults: static ones fold into the components; onsets keep a time and a level
         f = self.faults
         if f.static or f.dynamic:
@@ -362,30 +387,41 @@ class DeviceModel:
     def assemble(
         self,
         comp: dict[str, Any],
-        t_s: float,
+        t_s: float | DeviceTime,
         temperature_K: float | None = None,
         *,
+        t_prog_K: float | None = None,
         out: Tensor | None = None,
     ) -> Tensor:
-        """Conductances at equivalent time ``t_s`` (in the components' noise interval) and read
+        """Conductances at age ``t_s`` (in the components' noise interval) and read
         temperature ``temperature_K`` from :meth:`components`:
 
-        ``G = P ((t+t0)/t0)^-nu max(0, 1 + c0 + f c1 + r c2)`` (relative noise) or
-        ``G = max(0, P ((t+t0)/t0)^-nu + c0 + f c1 + r c2)`` (absolute), times
-        ``exp(-ea/k_B (1/T - 1/T_ref))``; devices past their fault onset hold their level.
-        ``f = (v - v_k)/dv`` and ``r = sqrt(f (1 - f))`` place ``v(t)`` in the interval.
+        ``G = P ((t+t0)/t0)^(-nu m) max(0, 1 + c0 + f c1 + r c2)`` (relative noise) or
+        ``G = max(0, P ((t+t0)/t0)^(-nu m) + c0 + f c1 + r c2)`` (absolute), times
+        ``exp(-ea/k_B (1/T - 1/T_prog))``, with ``t`` the drift age and
+        ``m = 1 - c + c T_ref/T`` (:meth:`Temperature.drift_multiplier`); devices past
+        their fault onset hold their level. ``f = (v - v_k)/dv`` and ``r = sqrt(f (1 - f))``
+        place ``v(t)`` of the noise clock in the interval. ``temperature_K = None`` reads
+        at ``t_prog_K``, ``t_prog_K = None`` is the card's ``t_ref_K``.
         """
         P = comp["P"]
         g = out if out is not None else torch.empty_like(P)
+        tt = as_device_time(t_s)
         # drift and read temperature share one exponential:
-        # P exp(-nu ln((t+t0)/t0) - ea (1/T - 1/T_ref)/k_B)
+        # P exp(-nu m ln((t+t0)/t0) - ea (1/T - 1/T_prog)/k_B)
         d = self.drift
-        log_ratio = (
-            math.log((t_s + d.t0_s) / d.t0_s) if comp["nu"] is not None and t_s > 0.0 else 0.0
-        )
         tm = self.temperature
-        hot = comp["ea"] is not None and temperature_K is not None and temperature_K != tm.t_ref_K
-        t_scale = tm.conduction_exponent_per_eV(temperature_K) if hot else 0.0
+        t_prog = tm.t_ref_K if t_prog_K is None else t_prog_K
+        t_read = t_prog if temperature_K is None else temperature_K
+        log_ratio = (
+            math.log((tt.drift_s + d.t0_s) / d.t0_s)
+            if comp["nu"] is not None and tt.drift_s > 0.0
+            else 0.0
+        )
+        if log_ratio and comp["ea"] is not None:
+            log_ratio = log_ratio * tm.drift_multiplier(t_read)
+        hot = comp["ea"] is not None and t_read != t_prog
+        t_scale = tm.conduction_exponent_per_eV(t_read, t_prog) if hot else 0.0
         c = comp["c"]
         absolute = c is not None and self.read_noise.kind == "absolute"
         fold_t = hot and not absolute  # an additive noise comes before the temperature factor
@@ -403,11 +439,12 @@ class DeviceModel:
             r = self.read_noise
             v0 = r.v(0.0)
             k = comp["k"]
-            frac = (max(r.v(t_s), v0) - (v0 + k * r.dv)) / r.dv
+            t_n = self._noise_time(tt)
+            frac = (max(r.v(t_n), v0) - (v0 + k * r.dv)) / r.dv
             if frac < -1e-9 or frac > 1.0 + 1e-9:
                 raise ValueError(
-                    f"components were built for noise interval {k}; t = {t_s:g} s is in interval "
-                    f"{self.noise_interval(t_s)}"
+                    f"components were built for noise interval {k}; t = {t_n:g} s is in interval "
+                    f"{self.noise_interval(tt)}"
                 )
             frac = min(max(frac, 0.0), 1.0)
             if r.kind == "relative":
@@ -423,8 +460,8 @@ class DeviceModel:
                 g.add_(noise).clamp_(min=0.0)
         if hot and absolute:
             g.mul_(torch.mul(comp["ea"], -t_scale).exp_())
-        if "onset_s" in comp and t_s > 0.0:
-            g = torch.where(comp["onset_s"] <= t_s, comp["onset_level"], g)
+        if "onset_s" in comp and tt.fault_s > 0.0:
+            g = torch.where(comp["onset_s"] <= tt.fault_s, comp["onset_level"], g)
         return g
 
     def advance_read_noise(
@@ -468,9 +505,12 @@ class DeviceModel:
         return c
 
     def fault_masks(
-        self, shape: tuple[int, ...], seed: int, t_s: float, *, chunk: int = 0
+        self, shape: tuple[int, ...], seed: int, t_s: float | DeviceTime, *, chunk: int = 0
     ) -> dict[str, Tensor]:
-        """Boolean masks of faulty devices (for reports and tests), same draws as above."""
+        """Boolean masks of faulty devices (for reports and tests), same draws as above;
+        ``t_s`` a fault age or a :class:`~analogsim.devices.age.DeviceTime`."""
+        if isinstance(t_s, DeviceTime):
+            t_s = t_s.fault_s
         f = self.faults
         gen = chunk_generator(derive_seed(seed, S_FAULT, 0), chunk)
         u = torch.rand(shape, generator=gen)
@@ -504,10 +544,16 @@ class DeviceModel:
             drift = f"power law t0={self.drift.t0_s:g}s, nu(gmax)={nu:.3g}"
         temp = "none"
         t = self.temperature
-        if t.drift_ea_eV or t.affects_conduction:
+        if t.drift_ea_eV or t.demarcation or t.affects_conduction:
+            clock = (
+                f"relaxation tau0={t.relaxation_tau0_s:g}s"
+                if t.demarcation
+                else f"drift Ea={t.drift_ea_eV:g}eV"
+            )
             temp = (
-                f"Tref={t.t_ref_K:g}K, drift Ea={t.drift_ea_eV:g}eV, "
-                f"conduction Ea={t.conduction_ea_gmin_eV:g}..{t.conduction_ea_gmax_eV:g}eV"
+                f"Tref={t.t_ref_K:g}K, {clock}, conduction Ea={t.conduction_ea_gmax_eV:g}"
+                f"+{t.conduction_ea_slope_eV:g}ln(1/g)<={t.ea_cap_eV:g}eV, "
+                f"drift-in-Ea fraction {t.drift_ea_fraction:g}"
             )
         f = self.faults
         faults = "none"

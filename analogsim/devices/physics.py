@@ -174,3 +174,97 @@ def quantize_symmetric(x: Tensor, step: float | Tensor, levels: int) -> Tensor:
 def levels_for_bits(bits: int) -> int:
     """Positive levels of a signed symmetric ``bits``-bit converter: ``2**(bits-1) - 1``."""
     return 2 ** (bits - 1) - 1
+
+
+# --------------------------------------------------------------------------------------
+# temperature: the range the device physics is valid in, conduction and relaxation
+
+TEMPERATURE_RANGE_K = (233.0, 398.15)
+"""Temperatures (K) the device physics accepts, inclusive: -40 C (233.15 K, rounded down to
+233 K) to 125 C (398.15 K), the automotive operating range. Every temperature argument of
+the API (read, programming, profiles seen by the chip) is checked against it, and a card's
+conduction slope is validated so that the read-out stays monotone over all of it."""
+
+
+def conduction_ea(g_rel: Tensor, ea_gmax_eV: float, slope_eV: float, ea_max_eV: float) -> Tensor:
+    r"""Conduction activation energy of a state, eV:
+    :math:`E_a(g) = \mathrm{clip}(E_{a,g_{max}} + s \ln(1/g), E_{a,g_{max}}, E_{a,max})`.
+
+    Linear in :math:`\ln g` (equivalently in :math:`\ln R`): the measured relation of
+    multilevel PCM, where the activation energy of conduction grows with the resistance of
+    the amorphous state (Ielmini et al., IEDM 2007; Boybat et al., IEDM 2021) up to that of
+    the fully amorphous phase, about 0.33 eV for GST (Muneer et al. 2018). ``g_rel`` is the
+    target relative conductance (floored at 1e-7). Read-out monotonicity needs
+    :math:`s\,(1/T_{prog} - 1/T)/k_B < 1`, checked on card load
+    (:func:`max_monotone_slope_eV`).
+    """
+    return (
+        g_rel.clamp(min=G_REL_FLOOR)
+        .log()
+        .mul_(-slope_eV)
+        .add_(ea_gmax_eV)
+        .clamp_(min=ea_gmax_eV, max=max(ea_max_eV, ea_gmax_eV))
+    )
+
+
+def max_monotone_slope_eV(
+    t_lo_K: float = TEMPERATURE_RANGE_K[0], t_hi_K: float = TEMPERATURE_RANGE_K[1]
+) -> float:
+    r"""Largest slope ``s`` (eV per e-fold of conductance) of :func:`conduction_ea` for
+    which the read conductance stays monotone in the target for every programming and read
+    temperature in ``[t_lo, t_hi]``: :math:`s < k_B / (1/T_{lo} - 1/T_{hi})`.
+
+    With ``E_a = E0 - s ln g``, ``ln G(T) = ln g + s ln g (1/T_prog - 1/T)/k_B + const``:
+    the slope in ``ln g`` is ``1 - s (1/T_prog - 1/T)/k_B``, smallest for a chip
+    programmed at ``t_lo`` and read at ``t_hi`` (0.0485 eV for 233-398.15 K).
+    """
+    return BOLTZMANN_EV_PER_K / (1.0 / t_lo_K - 1.0 / t_hi_K)
+
+
+def relaxed_age(
+    t_eq_s: float,
+    dt_s: float,
+    temperature_K: float,
+    t_ref_K: float,
+    tau0_s: float,
+    t0_s: float,
+) -> float:
+    r"""Equivalent age at ``t_ref_K`` after ``dt_s`` more seconds at ``temperature_K``,
+    by the demarcation-energy law of distributed activation energies (Ielmini, Lavizzari,
+    Sharma, Lacaita, APL 92, 193511, 2008).
+
+    Relaxation with a distribution of activation energies has, after time ``t`` at ``T``,
+    relaxed all defects below the demarcation energy :math:`E_d = k_B T \ln(t/\tau_0)`.
+    Two histories with the same :math:`E_d` are the same state, so with the glass age
+    :math:`\theta = t_{eq} + t_0` (``t0`` the drift fit's time origin):
+
+    .. math:: \ln(\theta'/\tau_0) = \frac{T}{T_{ref}}
+              \ln\!\Big(\big(\theta/\tau_0\big)^{T_{ref}/T} + \Delta t/\tau_0\Big)
+
+    (convert the age to the time at ``T`` with the same :math:`E_d`, add ``dt``, convert
+    back): the closed form of :math:`d\theta/dt = (T/T_{ref})(\theta/\tau_0)^{1 - T_{ref}/T}`
+    at constant ``T``. Exactly ``t_eq + dt`` at ``T = T_ref`` (returned without rounding).
+    Evaluated in logarithms (``logaddexp``), so it neither overflows nor underflows.
+    """
+    if dt_s == 0.0:
+        return t_eq_s
+    if temperature_K == t_ref_K:
+        return t_eq_s + dt_s
+    r = t_ref_K / temperature_K
+    lam = math.log((t_eq_s + t0_s) / tau0_s)  # ln(theta/tau0)
+    x, y = lam * r, math.log(dt_s / tau0_s)
+    hi = max(x, y)
+    lam_new = (hi + math.log1p(math.exp(-abs(x - y)))) / r  # logaddexp(x, y) / r
+    return max(t_eq_s, tau0_s * math.exp(lam_new) - t0_s)
+
+
+def relaxation_rate(
+    t_eq_s: float, temperature_K: float, t_ref_K: float, tau0_s: float, t0_s: float
+) -> float:
+    r""":math:`dt_{eq}/dt = (T/T_{ref})(\theta/\tau_0)^{1 - T_{ref}/T}`, ``theta = t_eq + t0``:
+    equivalent seconds per second at ``temperature_K`` for a device of equivalent age
+    ``t_eq_s`` (:func:`relaxed_age`); 1 at ``T_ref``."""
+    if temperature_K == t_ref_K:
+        return 1.0
+    lam = math.log((t_eq_s + t0_s) / tau0_s)
+    return temperature_K / t_ref_K * math.exp(lam * (1.0 - t_ref_K / temperature_K))

@@ -8,13 +8,19 @@
 
 Time
 ----
-An :class:`AnalogModel` keeps the wall time since programming and, per distinct drift
-activation energy among its devices, the *equivalent* time at the reference temperature
-(``t_eq = integral of exp(-Ea/k (1/T - 1/T_ref)) dt``), in one
-:class:`~analogsim.devices.age.DeploymentAge`. ``at(t, T)`` means "held at T since
-programming"; ``advance(dt, T)`` adds ``dt`` at ``T``; the clock calls
-:meth:`AnalogModel.set_time` with equivalent times integrated over any profile. Device
-state is always recomputed from the programmed state at the new equivalent time.
+An :class:`AnalogModel` keeps the wall time since programming and, per device
+temperature model (:attr:`Temperature.age_key
+<analogsim.devices.sections.Temperature.age_key>`), the drift-equivalent age at the
+reference temperature (demarcation-energy law, Ielmini et al. 2008) and the fault age, in
+one :class:`~analogsim.devices.age.DeploymentAge`; 1/f read noise runs on the wall time.
+``program(seed, temperature_K)`` verifies the targets at the programming temperature
+(default 300 K); ``at(t, T)`` means "held at T since programming"; ``advance(dt, T)`` adds
+``dt`` at ``T``; the clock calls :meth:`AnalogModel.set_time` with ages integrated over any
+profile. Device state is always recomputed from the programmed state at the new ages.
+
+Times must be finite and >= 0 s and temperatures in
+:data:`~analogsim.devices.physics.TEMPERATURE_RANGE_K` (233 K to 398.15 K): anything
+else raises ``ValueError`` naming the argument.
 
 Probes
 ------
@@ -36,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from analogsim.devices import DeviceModel
-from analogsim.devices.age import AgeKey, DeploymentAge
+from analogsim.devices.age import AgeKey, DeploymentAge, DeviceTime, check_temperature
 from analogsim.devices.rng import CHUNK, derive_seed
 from analogsim.mapping.rules import LayerPlan, PlacementPlan
 from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
@@ -59,6 +65,7 @@ class AnalogModel(nn.Module):
         self.seed: int | None = None
         self.age = DeploymentAge()
         self.temperature_K: float | None = None
+        self.programming_temperature_K: float = 300.0
         self._restored = False
 
     @property
@@ -93,12 +100,24 @@ class AnalogModel(nn.Module):
         return derive_seed(seed, key)
 
     @torch.no_grad()
-    def program(self, seed: int) -> AnalogModel:
-        """Program every analog layer from ``seed`` (same seed, same numbers); time goes to 0."""
+    def program(self, seed: int, temperature_K: float = 300.0) -> AnalogModel:
+        """Program every analog layer from ``seed`` (same seed, same numbers); time goes to 0.
+
+        Args:
+            seed: the device seed (an integer).
+            temperature_K: the programming temperature, K: write-verify reaches the targets
+                at this temperature, and a read at another temperature moves them by each
+                state's activation energy (docs/physics.md section 4). In
+                :data:`~analogsim.devices.physics.TEMPERATURE_RANGE_K`.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        t_prog = check_temperature(temperature_K, "temperature_K", allow_none=False)
         self.seed = int(seed)
+        self.programming_temperature_K = t_prog
         by_name = self.plan.by_name()
         for name, layer in self.analog_layers():
-            layer.program(self._layer_seed(self.seed, name, by_name.get(name)))
+            layer.program(self._layer_seed(self.seed, name, by_name.get(name)), t_prog)
         self.age = DeploymentAge()
         self.temperature_K = None
         return self
@@ -108,15 +127,19 @@ class AnalogModel(nn.Module):
             raise RuntimeError("call program(seed) before setting time")
 
     def age_keys(self) -> list[AgeKey]:
-        """Distinct ``(t_ref_K, drift_ea_eV)`` of the analog layers' devices, in layer order."""
+        """Distinct :attr:`Temperature.age_key` of the analog layers' devices, in layer order."""
         keys: dict[AgeKey, None] = {}
         for _, layer in self.analog_layers():
             keys.setdefault(layer.device_model.temperature.age_key)
         return list(keys)
 
     def equivalent_time(self, device: DeviceModel) -> float:
-        """Equivalent age at the device's reference temperature, seconds."""
+        """Drift-equivalent age at the device's reference temperature, seconds."""
         return self.age.equivalent(device.temperature.age_key)
+
+    def device_time(self, device: DeviceModel) -> DeviceTime:
+        """The three ages (drift, held, fault) of ``device``'s population, seconds."""
+        return self.age.device_time(device.temperature.age_key)
 
     @torch.no_grad()
     def set_time(
@@ -124,35 +147,46 @@ class AnalogModel(nn.Module):
         time_s: float,
         temperature_K: float | None,
         equivalent: dict[AgeKey, float] | None = None,
+        fault: dict[AgeKey, float] | None = None,
     ) -> AnalogModel:
-        """Put every analog layer at wall time ``time_s``, reading at ``temperature_K``.
+        """Put every analog layer at wall time ``time_s``, reading at ``temperature_K``
+        (``None``: the programming temperature).
 
-        ``equivalent`` maps ``(t_ref_K, drift_ea_eV)`` to the equivalent age; missing keys
-        are computed as if the chip was held at ``temperature_K`` since programming.
+        ``equivalent`` maps an age key to the drift-equivalent age and ``fault`` to the
+        fault age; missing keys are computed as if the chip was held at ``temperature_K``
+        (the programming temperature for ``None``) since programming.
         """
         self._require_programmed()
-        if not math.isfinite(time_s) or time_s < 0:
-            raise ValueError(f"time must be finite and >= 0, got {time_s}")
-        age = DeploymentAge(time_s, dict(equivalent or {}))
+        time_s = _check_time(time_s, "time_s")
+        temperature_K = check_temperature(temperature_K, "temperature_K")
+        for name, ages in (("equivalent", equivalent), ("fault", fault)):
+            for key, value in (ages or {}).items():
+                _check_time(value, f"{name}[{key}]")
+        held_T = self.programming_temperature_K if temperature_K is None else temperature_K
+        age = DeploymentAge(float(time_s), dict(equivalent or {}), dict(fault or {}))
         for _, layer in self.analog_layers():
             key = layer.device_model.temperature.age_key
-            age.hold_missing((key,), temperature_K)
-            layer.set_state(age.equivalent_s[key], temperature_K)
-        age.time_s = float(time_s)
+            age.hold_missing((key,), held_T)
+            layer.set_state(age.device_time(key), temperature_K)
         self.age = age
         self.temperature_K = temperature_K
         return self
 
     def at(self, time_s: float, temperature_K: float | None = None) -> AnalogModel:
-        """State ``time_s`` seconds after programming, held at ``temperature_K`` all along."""
+        """State ``time_s`` seconds after programming, held at ``temperature_K`` all along
+        (``None``: at the programming temperature)."""
         return self.set_time(time_s, temperature_K)
 
     def advance(self, dt_s: float, temperature_K: float | None = None) -> AnalogModel:
-        """Add ``dt_s`` seconds at ``temperature_K`` to the history and update the state."""
+        """Add ``dt_s`` seconds at ``temperature_K`` (``None``: the programming temperature)
+        to the history and update the state."""
         self._require_programmed()
+        dt_s = _check_time(dt_s, "dt_s")
+        temperature_K = check_temperature(temperature_K, "temperature_K")
+        held_T = self.programming_temperature_K if temperature_K is None else temperature_K
         age = self.age.copy(self.age_keys())
-        age.add_constant(dt_s, temperature_K)
-        return self.set_time(age.time_s, temperature_K, age.equivalent_s)
+        age.add_constant(dt_s, held_T)
+        return self.set_time(age.time_s, temperature_K, age.equivalent_s, age.fault_s)
 
     def time_cache_estimate(self) -> int:
         """Largest memory the layers' time caches may take, bytes: up to 10 tensors twice
@@ -245,6 +279,17 @@ class AnalogModel(nn.Module):
             role = plan[name].role if name in plan else "other"
             err[role] = err.get(role, 0.0) + squared_error(layer)
         return err
+
+
+def _check_time(value: object, name: str) -> float:
+    """``value`` as seconds, finite and >= 0; ``ValueError`` naming ``name`` otherwise."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be seconds >= 0, got {value!r}") from None
+    if not math.isfinite(out) or out < 0:
+        raise ValueError(f"{name} must be finite seconds >= 0, got {value!r}")
+    return out
 
 
 # --------------------------------------------------------------------------------------

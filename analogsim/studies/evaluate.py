@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from analogsim.devices import DeviceModel, load_device
+from analogsim.devices.age import DeploymentAge
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import Mapping, cards_of, load_mapping
@@ -39,12 +40,15 @@ def device_datasheet(
     *,
     samples: int = 100_000,
     seed: int = 0,
+    programming_temperature_K: float | None = None,
 ) -> list[dict[str, Any]]:
     """Statistics of ``G(t, T) / G_target`` for single devices programmed to ``g_levels``.
 
     ``g_levels`` are relative targets ``g_rel`` in [0, 1]: ``G_target = g_min + g_rel
-    (g_max - g_min)``. A device held at ``T`` for ``t`` seconds has equivalent age
-    ``t * A(T)`` (Arrhenius drift acceleration) and is read at ``T``.
+    (g_max - g_min)``, verified at ``programming_temperature_K`` (``None``: the card's
+    ``t_ref_K``). A device held at ``T`` for ``t`` seconds has the ages of
+    :meth:`DeploymentAge.held <analogsim.devices.age.DeploymentAge.held>` (drift age by
+    the demarcation-energy law, held time for 1/f noise) and is read at ``T``.
 
     Returns rows with ``g_rel``, ``time_s``, ``temperature_K``, ``mean``, ``std`` (and
     ``p01``/``p99`` percentiles, ``samples``).
@@ -57,10 +61,11 @@ def device_datasheet(
             raise ConfigError("relative level must be in [0, 1]", key="g", value=g_rel)
         target = dev.g_min + g_rel * (dev.g_max - dev.g_min)
         g_t = torch.full((samples,), target, dtype=torch.float64)
+        key = dev.temperature.age_key
         for temp in temps:
-            acc = dev.temperature.acceleration(temp)
             for t in times:
-                g = dev.conductances(g_t, seed, t * acc, temp)
+                age = DeploymentAge.held(t, temp, (key,)).device_time(key)
+                g = dev.conductances(g_t, seed, age, temp, t_prog_K=programming_temperature_K)
                 if target > 0:
                     ratio = g / target
                 else:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from torch import Tensor, nn
 
 from analogsim.devices import DeviceModel
+from analogsim.devices.age import DeviceTime
 from analogsim.tiles.config import TileConfig
 from analogsim.tiles.kinds import forward_with
 from analogsim.tiles.layer import AnalogLayer
@@ -35,11 +36,11 @@ class AnalogEmbedding(nn.Module):
     def device_model(self) -> DeviceModel:
         return self._layer.device_model
 
-    def program(self, seed: int) -> AnalogEmbedding:
-        self._layer.program(seed)
+    def program(self, seed: int, temperature_K: float | None = None) -> AnalogEmbedding:
+        self._layer.program(seed, temperature_K)
         return self
 
-    def set_state(self, time_s: float, temperature_K: float | None) -> None:
+    def set_state(self, time_s: float | DeviceTime, temperature_K: float | None) -> None:
         self._layer.set_state(time_s, temperature_K)
 
     def state_bytes(self) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from analogsim.devices.age import DeviceTime, as_device_time
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed, run_chunks
 from analogsim.tiles.config import TileConfig
@@ -118,7 +119,9 @@ class AnalogLayer(nn.Module):
             self.groups = 1
         self.seed: int | None = None
         self.time_s = 0.0
+        self.device_time: DeviceTime = DeviceTime.same(0.0)
         self.temperature_K: float | None = None
+        self.t_prog_K: float | None = None
         self.register_buffer("w_eff", None, persistent=False)
         self.register_buffer("out_mult", None, persistent=False)
         self.register_buffer("_ref_readout", None, persistent=False)
@@ -189,9 +192,12 @@ class AnalogLayer(nn.Module):
         return weight_matrix(self.digital)
 
     @torch.no_grad()
-    def program(self, seed: int) -> AnalogLayer:
-        """Fix the device seed (sampling all per-device quantities) and go to t = 0, T_ref."""
+    def program(self, seed: int, temperature_K: float | None = None) -> AnalogLayer:
+        """Fix the device seed (sampling all per-device quantities) and go to t = 0, read at
+        the programming temperature ``temperature_K`` (the targets are verified there;
+        ``None``: the card's ``t_ref_K``)."""
         self.seed = int(seed)
+        self.t_prog_K = None if temperature_K is None else float(temperature_K)
         self._noise = NoiseStream(derive_seed(self.seed, "forward"), self.matrix().device)
         w = self.matrix().detach()
         if self.tile.weight_scale == "column":
@@ -211,7 +217,9 @@ class AnalogLayer(nn.Module):
         return (self.matrix().detach() / self._w_scale[:, None]).contiguous()
 
     @torch.no_grad()
-    def effective_normalized(self, time_s: float, temperature_K: float | None) -> Tensor:
+    def effective_normalized(
+        self, time_s: float | DeviceTime, temperature_K: float | None
+    ) -> Tensor:
         """Normalised effective weights ``(G+ - G-)/(g_max - g_min)`` at (t, T), fresh tensor."""
         if self.seed is None:
             raise RuntimeError(f"{self.name}: call program(seed) before reading device state")
@@ -221,7 +229,12 @@ class AnalogLayer(nn.Module):
             return w_norm
         span = dev.g_max - dev.g_min
         if self.time_cache:
-            g = dev.assemble(self._time_components(w_norm, time_s), time_s, temperature_K)
+            g = dev.assemble(
+                self._time_components(w_norm, time_s),
+                time_s,
+                temperature_K,
+                t_prog_K=self.t_prog_K,
+            )
             return torch.sub(g[0], g[1]).div_(span).view_as(w_norm)
         out = torch.empty_like(w_norm)
         flat_w, flat_o = w_norm.view(-1), out.view(-1)
@@ -230,7 +243,9 @@ class AnalogLayer(nn.Module):
         def work(job: tuple[int, int]) -> None:
             i, start = job
             wc = flat_w[start : start + CHUNK]
-            g = dev.conductances(dev.targets(wc), self.seed, time_s, temperature_K, chunk=i)
+            g = dev.conductances(
+                dev.targets(wc), self.seed, time_s, temperature_K, chunk=i, t_prog_K=self.t_prog_K
+            )
             torch.sub(g[0], g[1], out=flat_o[start : start + CHUNK]).div_(span)
 
         run_chunks(work, jobs)
@@ -259,7 +274,7 @@ class AnalogLayer(nn.Module):
                     total += t.numel() * t.element_size()
         return total
 
-    def _time_components(self, w_norm: Tensor, time_s: float) -> dict[str, Any]:
+    def _time_components(self, w_norm: Tensor, time_s: float | DeviceTime) -> dict[str, Any]:
         dev = self.device_model
         k = dev.noise_interval(time_s)
         cache = self._tcache
@@ -313,16 +328,20 @@ class AnalogLayer(nn.Module):
         return cache
 
     @torch.no_grad()
-    def set_state(self, time_s: float, temperature_K: float | None) -> None:
-        """Recompute ``w_eff`` at equivalent time ``time_s`` and read temperature ``temperature_K``."""
+    def set_state(self, time_s: float | DeviceTime, temperature_K: float | None) -> None:
+        """Recompute ``w_eff`` at the device ages ``time_s`` (a
+        :class:`~analogsim.devices.age.DeviceTime`, or one float for all three) and read
+        temperature ``temperature_K`` (``None``: the programming temperature)."""
         w = self.effective_normalized(time_s, temperature_K)
-        self.time_s = float(time_s)
+        tt = as_device_time(time_s)
+        self.device_time = tt
+        self.time_s = float(tt.drift_s)
         self.temperature_K = temperature_K
         # fresh per-forward noise restarts from (seed, t, T): a measurement at a state does
         # not depend on which states were read before it (resumable runs are bit-exact)
-        self._noise.reseed(
-            derive_seed(self.seed, "forward", repr(float(time_s)), repr(temperature_K))
-        )
+        same = tt.drift_s == tt.noise_s == tt.fault_s
+        t_key = repr(float(tt.drift_s)) if same else repr(tt)
+        self._noise.reseed(derive_seed(self.seed, "forward", t_key, repr(temperature_K)))
         comp = self._compensation(w)
         mult = self._w_scale if comp is None else self._w_scale * comp
         if self.tile.io_enabled:
@@ -351,7 +370,7 @@ class AnalogLayer(nn.Module):
         """Recompute the drift-compensation factor now (when it is frozen between calibrations)."""
         frozen = self.frozen_compensation
         self.frozen_compensation = False
-        self.set_state(self.time_s, self.temperature_K)
+        self.set_state(self.device_time, self.temperature_K)
         self.frozen_compensation = frozen
 
     # ------------------------------------------------------------------ forward

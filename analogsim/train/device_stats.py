@@ -37,6 +37,7 @@ import random
 import torch
 from torch import Tensor
 
+from analogsim.devices.age import DeviceTime, as_device_time
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed
 
@@ -86,9 +87,10 @@ class DeviceStats:
         self.grid = (k / (self.levels - 1)) ** 2  # (L,)
         self._cache: dict[tuple[float, float | None], Tensor] = {}
 
-    def raw(self, t_eq: float, temperature_K: float | None) -> Tensor:
-        """``(L, 5)`` float64: mean, std, abs, dev_mean, dev_std at (t_eq, T)."""
-        key = (float(t_eq), None if temperature_K is None else float(temperature_K))
+    def raw(self, t_eq: float | DeviceTime, temperature_K: float | None) -> Tensor:
+        """``(L, 5)`` float64: mean, std, abs, dev_mean, dev_std at (t_eq, T); ``t_eq`` the
+        device's ages (:class:`~analogsim.devices.age.DeviceTime`) or one float for all."""
+        key = (as_device_time(t_eq), None if temperature_K is None else float(temperature_K))
         tab = self._cache.get(key)
         if tab is not None:
             return tab
@@ -239,7 +241,7 @@ class NoiseSource:
 # ---------------------------------------------------------------------------- samplers
 def fault_rates(
     device: DeviceModel,
-    t_eq: float,
+    t_eq: float | DeviceTime,
     stuck_at_gmin_rate: float | None = None,
     stuck_at_gmax_rate: float | None = None,
 ) -> tuple[float, float, float]:
@@ -254,7 +256,7 @@ def fault_rates(
     p_out = f.outlier_rate
     if f.dynamic:
         healthy = max(0.0, 1.0 - p_min - p_max - p_out)
-        p_on = healthy * f.onset_probability(t_eq)
+        p_on = healthy * f.onset_probability(as_device_time(t_eq).fault_s)
         lam = f.onset_hazard
         p_min += p_on * f.onset_gmin_per_s / lam
         p_max += p_on * f.onset_gmax_per_s / lam
@@ -313,7 +315,11 @@ def sample_faulty(
 
 
 def sample_device(
-    dev: DeviceModel, w_norm: Tensor, seed: int, t_eq: float, temperature_K: float
+    dev: DeviceModel,
+    w_norm: Tensor,
+    seed: int,
+    t_eq: float | DeviceTime,
+    temperature_K: float,
 ) -> tuple[Tensor, Tensor]:
     """The full device model on normalised targets ``w_norm (N, K)``: ``(w at (t_eq, T),
     w at t = 0)``, both ``(N, K)``.

@@ -8,8 +8,9 @@ path when it is in training mode with gradients on). Every analog-placed layer -
    from a grid between ``t_min_s`` and ``t_max_s`` (``times_per_decade`` points per decade)
    and a read temperature drawn uniformly from a grid between ``temperature_min_K`` and
    ``temperature_max_K``. The chip is taken as held at ``T`` since programming, so the
-   device age is the equivalent time ``t_eq = t A(T)`` (Arrhenius, the card's drift
-   activation energy), exactly as ``AnalogModel.at(t, T)`` does at inference.
+   device ages (drift age by the demarcation-energy law, held time for 1/f noise, fault
+   age; :class:`~analogsim.devices.age.DeviceTime`) are those of
+   ``AnalogModel.at(t, T)`` at inference (programmed at the card's reference temperature).
 2. **The device model at (t_eq, T)**: programming noise, drift, accumulated read noise and
    conductance at temperature, from the layer's device card (engine ``surrogate`` or
    ``device``, below), and optionally stuck-at faults.
@@ -81,7 +82,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analogsim.devices.age import DeploymentAge
+from analogsim.devices.age import DeploymentAge, DeviceTime
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.rng import derive_seed
 from analogsim.mapping.convert import DigitalQuantized
@@ -222,10 +223,10 @@ class HWAContext:
         for st in self._layers.values():
             st.drawn_at = -1
 
-    def equivalent_time(self, device: DeviceModel) -> float:
-        """Device age at the reference temperature: ``t * A(T)`` (held at T all along)."""
+    def equivalent_time(self, device: DeviceModel) -> DeviceTime:
+        """Device ages of a chip held at T since programming (drift, held, fault)."""
         key = device.temperature.age_key
-        return DeploymentAge.held(self.time_s, self.temperature_K, (key,)).equivalent(key)
+        return DeploymentAge.held(self.time_s, self.temperature_K, (key,)).device_time(key)
 
     def device_for_engine(self, device: DeviceModel) -> DeviceModel:
         """The card the ``device`` engine samples: as is, fault-free (``faults=False``) or

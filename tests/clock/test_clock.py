@@ -93,26 +93,41 @@ def _quad_age(profile, t_end: float, ea: float, t_ref: float) -> float:
     return integrate.quad(f, 0.0, t_end, points=pts, limit=2000, epsabs=0, epsrel=1e-12)[0]
 
 
+def _ode_age(profile, t_end: float, key) -> float:
+    """Reference: scipy LSODA on dt_eq/dt = (T/T_ref)((t_eq + t0)/tau0)^(1 - T_ref/T)."""
+    t_ref, tau0, t0 = key[:3]
+
+    def f(t: float, y: np.ndarray) -> list[float]:
+        T = float(profile.temperature(t))
+        return [T / t_ref * ((y[0] + t0) / tau0) ** (1.0 - t_ref / T)]
+
+    sol = integrate.solve_ivp(f, (0.0, t_end), [0.0], method="LSODA", rtol=1e-12, atol=1e-9)
+    return float(sol.y[0, -1])
+
+
 def test_equivalent_age_integrates_the_profile():
+    """The clock's drift age is the demarcation-energy ODE integrated over the profile
+    (against scipy), its fault age the Arrhenius integral, and 1/f noise the deployment time."""
     am = convert(tiny_gpt2(), analog_mapping("pcm")).program(0)
     dev = next(layer.device_model for _, layer in am.analog_layers())
-    key = (dev.temperature.t_ref_K, dev.temperature.drift_ea_eV)
-    assert key[1] > 0  # the card accelerates drift
+    key = dev.temperature.age_key
+    assert key[1] > 0  # the card's relaxation has an attempt time
     prof = Sine(300.0, 360.0, DAY)
     clock = Clock(am, step_time_s=HOUR, start_age_s=5 * HOUR, profile=prof, tolerance=0.0)
     states = _run(clock, 30)
     for s in states[::7]:
-        want = _quad_age(prof, s.time_s, key[1], key[0])
-        assert s.equivalent_s[key] == pytest.approx(want, rel=1e-9)
+        want = _ode_age(prof, s.time_s, key)
+        assert s.equivalent_s[key] == pytest.approx(want, rel=1e-8)
         # hotter than T_ref half the time: ages much faster than wall time
         assert s.equivalent_s[key] > s.time_s
-    # the converted model was put at exactly that age
+    # the converted model was put at exactly that age; its 1/f noise runs on held time
     assert am.equivalent_time(dev) == pytest.approx(states[-1].equivalent_s[key], rel=1e-12)
+    assert am.device_time(dev).noise_s == states[-1].time_s
     # constant profile: the closed form
     c = Clock(am, step_time_s=HOUR, start_age_s=0.0, profile="330K", tolerance=0.0)
     last = _run(c, 5)[-1]
-    acc = math.exp(-key[1] / BOLTZMANN_EV_PER_K * (1 / 330.0 - 1 / key[0]))
-    assert last.equivalent_s[key] == pytest.approx(4 * HOUR * acc, rel=1e-12)
+    want = dev.temperature.drift_age_after(0.0, 4 * HOUR, 330.0)
+    assert last.equivalent_s[key] == pytest.approx(want, rel=1e-12)
 
 
 # ------------------------------------------------------------------ step-size independence

@@ -1,64 +1,75 @@
-"""Deployment age (``analogsim/devices/age.py``): held, constant and integrated intervals."""
+"""DeploymentAge: wall time, drift ages by the demarcation-energy law, fault ages."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from analogsim.clock.profile_spec import parse_profile
 from analogsim.devices import load_device
-from analogsim.devices.age import DeploymentAge
-from analogsim.devices.physics import BOLTZMANN_EV_PER_K
+from analogsim.devices.age import DeploymentAge, DeviceTime, check_temperature
 
-KEY = (300.0, 0.6)
-
-
-def _acc(T: float, key=KEY) -> float:
-    return math.exp(-key[1] / BOLTZMANN_EV_PER_K * (1.0 / T - 1.0 / key[0]))
+HOUR = 3600.0
 
 
-def test_temperature_section_gives_the_age_key():
-    pcm = load_device("pcm").temperature
-    assert pcm.age_key == (pcm.t_ref_K, pcm.drift_ea_eV)
+@pytest.fixture(scope="module")
+def pcm():
+    return load_device("pcm").temperature
+
+
+def test_temperature_section_gives_the_age_key(pcm):
+    assert pcm.age_key == (
+        pcm.t_ref_K,
+        pcm.relaxation_tau0_s,
+        pcm.relaxation_t0_s,
+        pcm.drift_ea_eV,
+        pcm.fault_ea_eV,
+    )
     assert all(isinstance(x, float) for x in pcm.age_key)
-    assert DeploymentAge.acceleration(pcm.age_key, 358.0) == pcm.acceleration(358.0)
-    assert DeploymentAge.acceleration(pcm.age_key, None) == 1.0
+    assert DeploymentAge.drift_rate(pcm.age_key, 0.0, None) == 1.0
+    assert DeploymentAge.drift_rate(pcm.age_key, 0.0, 300.0) == 1.0
 
 
-def test_held_is_time_times_the_arrhenius_factor():
-    age = DeploymentAge.held(3600.0, 358.0, [KEY, (300.0, 0.0)])
-    assert age.time_s == 3600.0
-    assert age.equivalent(KEY) == pytest.approx(3600.0 * _acc(358.0), rel=1e-12)
-    assert age.equivalent((300.0, 0.0)) == 3600.0
-    assert age.equivalent((320.0, 1.0)) == 3600.0  # an unknown key ages like wall time
+def test_held_gives_the_closed_forms(pcm):
+    key = pcm.age_key
+    age = DeploymentAge.held(HOUR, 358.0, [key])
+    assert age.equivalent(key) == pcm.drift_age_after(0.0, HOUR, 358.0)
+    assert age.fault_equivalent(key) == HOUR  # fault_ea 0: held time
+    assert age.device_time(key) == DeviceTime(age.equivalent(key), HOUR, HOUR)
+    ref = DeploymentAge.held(HOUR, 300.0, [key])
+    assert ref.device_time(key) == DeviceTime.same(HOUR)
 
 
-def test_constant_intervals_add_up():
-    age = DeploymentAge(0.0, {KEY: 0.0})
-    age.add_constant(3600.0, 358.0)
-    age.add_constant(7200.0, 300.0)
-    assert age.time_s == 3 * 3600.0
-    assert age.equivalent(KEY) == pytest.approx(3600.0 * _acc(358.0) + 7200.0, rel=1e-12)
+def test_constant_intervals_carry_the_age(pcm):
+    key = pcm.age_key
+    age = DeploymentAge(0.0, {key: 0.0}, {key: 0.0})
+    age.add_constant(HOUR, 358.0)
+    age.add_constant(2 * HOUR, 300.0)
+    want = pcm.drift_age_after(pcm.drift_age_after(0.0, HOUR, 358.0), 2 * HOUR, 300.0)
+    assert age.time_s == 3 * HOUR and age.equivalent(key) == want
     with pytest.raises(ValueError, match="dt must be finite"):
         age.add_constant(-1.0, 300.0)
 
 
-def test_integrated_intervals_equal_one_integral_and_never_go_back():
-    prof = parse_profile("sine:300K:360K:1d")
-    age = DeploymentAge(0.0, {KEY: 0.0})
-    for a, b in ((0.0, 5e4), (5e4, 2e5), (2e5, 3e5)):
-        age.add_integrated(b, {KEY: prof.equivalent_time(a, b, KEY[1], KEY[0])})
-    assert age.time_s == 3e5
-    whole = prof.equivalent_time(0.0, 3e5, KEY[1], KEY[0])
-    assert age.equivalent(KEY) == pytest.approx(whole, rel=1e-11)
+def test_integrated_intervals_set_the_age_and_never_go_back(pcm):
+    key = pcm.age_key
+    age = DeploymentAge(0.0, {key: 0.0}, {key: 0.0})
+    age.add_integrated(10.0, {key: 50.0}, {key: 10.0})
+    assert age.device_time(key) == DeviceTime(50.0, 10.0, 10.0)
     with pytest.raises(RuntimeError, match="cannot go back"):
-        age.add_integrated(1.0, {})
+        age.add_integrated(5.0, {})
 
 
-def test_copy_is_independent_and_can_select_keys():
-    age = DeploymentAge(10.0, {KEY: 50.0})
-    other = age.copy([KEY, (300.0, 0.0)])
-    other.add_constant(1.0, None)
-    assert age.equivalent(KEY) == 50.0 and age.time_s == 10.0
-    assert other.equivalent_s == {KEY: 51.0, (300.0, 0.0): 11.0}
+def test_copy_is_independent_and_can_select_keys(pcm):
+    key = pcm.age_key
+    other = load_device("rram").temperature.age_key
+    age = DeploymentAge.held(HOUR, 330.0, [key, other])
+    sub = age.copy([key])
+    sub.add_constant(1.0, 300.0)
+    assert set(sub.equivalent_s) == {key} and age.time_s == HOUR
+
+
+@pytest.mark.parametrize("bad", [-3, 0.0, 1e308, float("nan"), "hot", 500.0, 200.0])
+def test_temperatures_outside_the_range_are_refused(bad):
+    with pytest.raises(ValueError, match="T_x must be kelvin in"):
+        check_temperature(bad, "T_x")
+    assert check_temperature(None, "T_x") is None
+    assert check_temperature(233.0, "T_x") == 233.0 and check_temperature(398.15, "T_x") == 398.15

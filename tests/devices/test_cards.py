@@ -228,7 +228,7 @@ CASES = [
         "assumption names a missing key",
         edited(temperature__assumptions=["activation"]),
         "temperature.assumptions",
-        ["assumption names a key", "'activation'", "t_ref_K, drift_ea_eV"],
+        ["assumption names a key", "'activation'", "t_ref_K, relaxation_tau0_s"],
     ),
     (
         "invalid string choice",

@@ -38,10 +38,11 @@ def test_age_is_one_deployment_age_held_at_and_advanced():
     am.at(HOUR, 358.0)
     key = PCM.temperature.age_key
     assert isinstance(am.age, DeploymentAge)
-    assert am.age.equivalent_s == {key: HOUR * PCM.temperature.acceleration(358.0)}
+    hot = PCM.temperature.drift_age_after(0.0, HOUR, 358.0)
+    assert am.age.equivalent_s == {key: hot}
     am.advance(HOUR, 300.0)
     assert am.time_s == 2 * HOUR
-    assert am.equivalent_time(PCM) == HOUR * PCM.temperature.acceleration(358.0) + HOUR
+    assert am.equivalent_time(PCM) == hot + HOUR  # exact: a stretch at T_ref adds its length
     assert am.age_keys() == [key]
     am.program(1)
     assert am.time_s == 0.0 and am.age.equivalent_s == {}
@@ -52,8 +53,42 @@ def test_set_time_takes_given_equivalent_ages_and_fills_the_rest():
     key = PCM.temperature.age_key
     am.set_time(HOUR, 330.0, {key: 123.0})
     assert am.equivalent_time(PCM) == 123.0 and am.model[0].time_s == 123.0
-    with pytest.raises(ValueError, match="time must be finite"):
+    with pytest.raises(ValueError, match="must be finite seconds >= 0"):
         am.set_time(-1.0, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda am: am.at(10, temperature_K=-3), "temperature_K must be kelvin"),
+        (lambda am: am.at(10, temperature_K=1e308), "temperature_K must be kelvin"),
+        (lambda am: am.at(10, temperature_K=float("nan")), "temperature_K must be kelvin"),
+        (lambda am: am.at(10, temperature_K=500.0), "temperature_K must be kelvin"),
+        (lambda am: am.at(float("inf"), 300.0), "time_s must be finite"),
+        (lambda am: am.at(-5.0, 300.0), "time_s must be finite"),
+        (lambda am: am.advance(-1.0, 300.0), "dt_s must be finite"),
+        (lambda am: am.advance(1.0, 100.0), "temperature_K must be kelvin"),
+        (lambda am: am.program(0, temperature_K=0.0), "temperature_K must be kelvin"),
+        (lambda am: am.program(1.5), "seed must be an integer"),
+        (lambda am: am.set_time(1.0, 300.0, {PCM.temperature.age_key: -1.0}), "equivalent"),
+    ],
+)
+def test_times_and_temperatures_are_validated_naming_the_argument(call, match):
+    am = convert(make_mlp(), "all_analog", seed=0)
+    with pytest.raises(ValueError, match=match):
+        call(am)
+
+
+def test_programming_temperature_is_where_targets_are_verified():
+    """A chip programmed at 330 K reads its targets at 330 K (t = 0); read at 300 K it
+    differs; programmed at 300 K it is the default chip."""
+    am = convert(make_mlp(), _mapping(drift_compensation="none"), seed=0)
+    ref = am.program(3).at(0.0, 300.0).model[0].w_eff.clone()
+    hot = am.program(3, temperature_K=330.0).at(0.0, 330.0).model[0].w_eff.clone()
+    torch.testing.assert_close(hot, ref)  # same targets, same draws, verified at T_prog
+    cold_read = am.at(0.0, 300.0).model[0].w_eff.clone()
+    assert not torch.equal(cold_read, ref)
+    assert float(cold_read.abs().mean()) < float(ref.abs().mean())  # read below T_prog
 
 
 def test_time_cache_is_on_only_within_its_estimate():

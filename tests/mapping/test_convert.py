@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analogsim.devices import load_device
+from analogsim.devices.age import DeviceTime
 from analogsim.devices.quant import quantize_weight
 from analogsim.mapping.analog_model import AnalogModel
 from analogsim.mapping.convert import DigitalQuantized, convert
@@ -204,37 +205,46 @@ def test_reference_temperature_equals_no_temperature():
         assert torch.equal(a[name][0], b[name][0]) and torch.equal(a[name][1], b[name][1])
 
 
-def test_at_uses_the_arrhenius_equivalent_time():
+def test_at_uses_the_demarcation_energy_age():
+    """Held at 358 K for 1 h: drift age by the demarcation-energy law, 1/f noise on the
+    held hour itself."""
     net = make_mlp(2)
     am = convert(net, _mapping(tile={"drift_compensation": "none"}), seed=5).at(HOUR, 358.0)
     layer = am.model[0]
-    t_eq = HOUR * PCM.temperature.acceleration(358.0)
+    t_eq = PCM.temperature.drift_age_after(0.0, HOUR, 358.0)
     assert am.equivalent_time(PCM) == pytest.approx(t_eq)
+    assert am.device_time(PCM) == DeviceTime(t_eq, HOUR, HOUR)
     assert layer.time_s == pytest.approx(t_eq) and layer.temperature_K == 358.0
-    torch.testing.assert_close(layer.w_eff, layer.effective_normalized(t_eq, 358.0))
+    torch.testing.assert_close(
+        layer.w_eff, layer.effective_normalized(DeviceTime(t_eq, HOUR, HOUR), 358.0)
+    )
 
 
 def test_advance_integrates_a_temperature_history():
-    """1 h at 358 K then 2 h at 300 K: t_eq = 3600 acc(358) + 7200; read at 300 K."""
+    """1 h at 358 K then 2 h at 300 K: the age is carried through both stretches (not
+    additive); read at 300 K."""
     net = make_mlp(3)
     am = convert(net, _mapping(tile={"drift_compensation": "none"}), seed=6)
     am.advance(HOUR, 358.0).advance(2 * HOUR, 300.0)
-    t_eq = HOUR * PCM.temperature.acceleration(358.0) + 2 * HOUR
+    tm = PCM.temperature
+    t_eq = tm.drift_age_after(tm.drift_age_after(0.0, HOUR, 358.0), 2 * HOUR, 300.0)
     assert am.time_s == pytest.approx(3 * HOUR)
     assert am.equivalent_time(PCM) == pytest.approx(t_eq)
     layer = am.model[0]
-    torch.testing.assert_close(layer.w_eff, layer.effective_normalized(t_eq, 300.0))
+    torch.testing.assert_close(
+        layer.w_eff, layer.effective_normalized(DeviceTime(t_eq, 3 * HOUR, 3 * HOUR), 300.0)
+    )
     # the same history as one jump at the reference temperature would be younger
     assert t_eq > 3 * HOUR
 
 
-def test_devices_with_different_activation_energies_age_separately():
+def test_devices_with_different_temperature_models_age_separately():
     net = make_mlp(4)
     m = _mapping([{"name": "2", "device": "rram"}], tile={"drift_compensation": "none"})
     am = convert(net, m, seed=7).at(HOUR, 350.0)
     rram = load_device("rram")
-    assert am.model[0].time_s == pytest.approx(HOUR * PCM.temperature.acceleration(350.0))
-    assert am.model[2].time_s == pytest.approx(HOUR * rram.temperature.acceleration(350.0))
+    assert am.model[0].time_s == pytest.approx(PCM.temperature.drift_age_after(0, HOUR, 350.0))
+    assert am.model[2].time_s == pytest.approx(rram.temperature.drift_age_after(0, HOUR, 350.0))
     assert am.model[0].time_s != am.model[2].time_s
 
 
@@ -264,9 +274,9 @@ def test_state_errors(small_mlp):
     with pytest.raises(RuntimeError, match="program"):
         am(torch.randn(1, 12))
     am.program(0)
-    with pytest.raises(ValueError, match="time must be finite and >= 0"):
+    with pytest.raises(ValueError, match="must be finite seconds >= 0"):
         am.at(-1.0)
-    with pytest.raises(ValueError, match="dt must be finite and >= 0"):
+    with pytest.raises(ValueError, match="dt_s must be finite seconds >= 0"):
         am.advance(math.inf)
 
 
