@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
 from analogsim.report.figure import (
     colour_cycle,
     finish_axes,
@@ -28,6 +30,47 @@ def _f(x: Any) -> float:
 def _x(t: float) -> float:
     # time 0 cannot sit on a log axis: draw it at 0.5 s and label it
     return t if t > 0 else 0.5
+
+
+#: Tick candidates per decade on a log axis, from the sparsest: the first that gives at
+#: least three ticks in view is used (thinned to at most ``max_ticks``).
+_LOG_SUBS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0))
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
+    """At most ``max_ticks`` round tick positions on a log axis from ``lo`` to ``hi``
+    (both > 0): decades when the range spans several, else 1-3, 1-2-5 or finer steps, so
+    that labels never crowd (matplotlib's own minor labels ``2x10^-1, 3x10^-1 ...``
+    overlap on ranges of about a decade)."""
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    inside = (lo * (1 - 1e-9), hi * (1 + 1e-9))
+    ticks: list[float] = []
+    for subs in _LOG_SUBS:
+        ticks = [float(f"{s * 10.0**k:.3g}") for k in decades for s in subs]
+        ticks = [t for t in ticks if inside[0] <= t <= inside[1]]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) > max_ticks:
+        ticks = ticks[:: math.ceil(len(ticks) / max_ticks)]
+    for digits in (2, 3, 4, 6):  # a range narrower than the finest steps: three inside it
+        if len(ticks) >= 2:
+            break
+        ticks = sorted({float(f"{lo * (hi / lo) ** f:.{digits}g}") for f in (0.1, 0.5, 0.9)})
+    return ticks
+
+
+def log_axis_ticks(axis: Any, max_ticks: int = 6) -> None:
+    """Tick a log ``axis`` (``ax.xaxis``) at :func:`log_ticks` of its current view, labelled
+    as plain numbers (``0.002``, ``0.5``, ``20``), without minor labels. Call it after
+    the data are drawn."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = log_ticks(lo, hi, max_ticks)
+    if ticks:
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:.3g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _baseline(ax, value: float | None, name: str) -> None:
@@ -193,5 +236,8 @@ def plot_quality_vs_energy(
         ax.set_xscale("log")
         ax.set_xlabel("energy per token (uJ, estimate)")
         finish_axes(ax, ylabel=metric, title=f"{temp:g} K", log_y=log_y, legend=7)
+        log_axis_ticks(ax.xaxis)
+        if log_y:
+            log_axis_ticks(ax.yaxis)
     fig.suptitle(title or f"{metric} against energy per token")
     return save_figure(fig, path)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 
 from analogsim.report.plots import (
+    log_ticks,
     plot_datasheet,
     plot_metric_vs_time,
     plot_quality_vs_energy,
@@ -159,3 +161,72 @@ def test_plot_quality_vs_energy_with_inf_nan_and_missing_energy(tmp_path):
 @pytest.mark.filterwarnings("ignore:No artists with labels found")
 def test_plot_quality_vs_energy_empty(tmp_path):
     assert _is_png(plot_quality_vs_energy([], tmp_path / "e.png", metric="accuracy"))
+
+
+# ---------------------------------------------------------------------------- log ticks
+def _label_overlaps(ax, axis: str = "x") -> tuple[int, list[tuple[str, str]]]:
+    """Number of tick labels in view on ``ax``'s axis and the neighbouring pairs whose
+    drawn boxes overlap."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax_obj = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = sorted(ax_obj.get_view_interval())
+    ticks = [*ax_obj.get_major_ticks(), *ax_obj.get_minor_ticks()]
+    boxes = []
+    for tick in ticks:
+        label = tick.label1
+        if lo <= tick.get_loc() <= hi and label.get_visible() and label.get_text():
+            boxes.append((label.get_window_extent(renderer), label.get_text()))
+    lower, upper = ("x0", "x1") if axis == "x" else ("y0", "y1")
+    boxes.sort(key=lambda b: getattr(b[0], lower))
+    pairs = itertools.pairwise(boxes)
+    bad = [(a[1], b[1]) for a, b in pairs if getattr(a[0], upper) > getattr(b[0], lower)]
+    return len(boxes), bad
+
+
+@pytest.mark.parametrize("lo", [1e-3, 3.16e-3, 3.16e-2, 0.1, 0.316])
+@pytest.mark.parametrize("ratio", [1.05, 1.5, 3.0, 9.0, 15.0, 30.0, 1e4])
+def test_energy_axis_tick_labels_never_overlap(tmp_path, monkeypatch, lo, ratio):
+    """The energy axis of plot_quality_vs_energy (log x) has 2 to 6 labels that never
+    overlap, whatever the span (matplotlib's own minor labels overlapped around a
+    decade, e.g. 3x10^-2 and 4x10^-2)."""
+    import analogsim.report.plots as plots
+
+    figures = []
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    summary = _summary("all_analog", 300.0, [20.0, 30.0, 40.0], energy=lo * 1e-6)
+    summary += _summary("all_digital", 300.0, [18.0, 19.0, 21.0], energy=lo * ratio * 1e-6)
+    plots.plot_quality_vs_energy(summary, tmp_path / "e.png", metric="perplexity", log_y=True)
+    (fig,) = figures
+    ax = fig.axes[0]
+    n, bad = _label_overlaps(ax, "x")
+    assert 2 <= n <= 6 and not bad, (n, bad)
+    assert not _label_overlaps(ax, "y")[1]
+    real_save(fig, tmp_path / "e.png")
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "ticks"),
+    [
+        (1e-6, 1e3, [1e-6, 1e-4, 1e-2, 1.0, 100.0]),  # decades, thinned to at most 6
+        (0.00108, 0.0687, [0.003, 0.01, 0.03]),  # 1-3 steps
+        (0.3, 0.9, [0.3, 0.4, 0.5, 0.6, 0.8]),  # fine steps below a decade
+        (0.1, 1.0, [0.1, 0.3, 1.0]),
+    ],
+)
+def test_log_ticks(lo, hi, ticks):
+    assert log_ticks(lo, hi) == pytest.approx(ticks)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.2, 0.21), (5.0, 5.0001), (1.0, 1.0 + 1e-9)])
+def test_log_ticks_of_a_narrow_range_are_distinct_and_inside(lo, hi):
+    t = log_ticks(lo, hi)
+    assert (len(t) >= 2 and len(set(t)) == len(t)) or len(t) >= 1
+    assert all(lo * 0.99 <= x <= hi * 1.01 for x in t)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.0, 1.0), (-1.0, 1.0), (1.0, 1.0), (1.0, math.inf)])
+def test_log_ticks_of_no_log_range_is_empty(lo, hi):
+    assert log_ticks(lo, hi) == []
