@@ -63,16 +63,23 @@ def map_cmd(
     lm = load_model(model)
     plan = resolve_plan(lm.model, load_mapping(mapping).with_device(device))
     totals = plan.totals()
+    counted = plan.counted_params()
+    owner = {name: group[0] for group in totals["tied_groups"] for name in group[1:]}
     if json_out:
+        layers = [
+            {**p.as_dict(), "params_counted": counted[p.name][0], "tied_owner": owner.get(p.name)}
+            for p in plan.layers
+        ]
         print_json(
             {
                 "mapping": plan.mapping.name,
                 "family": plan.family,
-                "layers": [p.as_dict() for p in plan.layers],
+                "layers": layers,
                 "totals": totals,
             }
         )
         return
+    by_name = plan.by_name()
     table = Table(title=f"{model} on {plan.mapping.name}")
     for col in ("layer", "role", "placement", "device", "tiles", "params", "MACs/token", "rule"):
         table.add_column(col, overflow="fold")
@@ -84,13 +91,23 @@ def map_cmd(
             place,
             p.device.name if p.device else "",
             str(p.tiles()) if p.tiles() else "",
-            f"{p.params:,}",
+            f"tied to {owner[p.name]}" if p.name in owner else f"{p.params:,}",
             f"{p.macs_per_token:,}",
             p.rule,
         )
     console.print(table)
     console.print(
         f"analog: {totals['analog_layers']}/{totals['layers']} layers, "
-        f"{totals['analog_param_share']:.1%} of parameters, {totals['analog_mac_share']:.1%} of MACs, "
-        f"{totals['tiles']} tiles"
+        f"{totals['analog_param_share']:.1%} of {totals['params']:,} parameters, "
+        f"{totals['analog_mac_share']:.1%} of MACs, {totals['tiles']} tiles"
     )
+    for group in totals["tied_groups"]:
+        places = {by_name[n].placement for n in group}
+        where = (
+            places.pop()
+            if len(places) == 1
+            else "split: " + ", ".join(f"{n} {by_name[n].placement}" for n in group)
+        )
+        console.print(
+            f"tied (one weight, counted once under {group[0]}): {' = '.join(group)} ({where})"
+        )

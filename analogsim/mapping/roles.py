@@ -29,8 +29,9 @@ This module only reads the model; it never changes it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -46,6 +47,7 @@ __all__ = [
     "ModelRoles",
     "RoleRule",
     "model_roles",
+    "tie_groups",
     "weight_layers",
 ]
 
@@ -354,6 +356,42 @@ def _tied_names(layers: list[tuple[str, nn.Module]]) -> dict[str, str]:
             other = next(j for j in members if j != i)
             tied[layers[i][0]] = layers[other][0]
     return tied
+
+
+class _Tied(Protocol):
+    name: str
+    tied_to: str | None
+
+
+def tie_groups(layers: Iterable[_Tied]) -> list[list[str]]:
+    """The groups of layers that share one weight, from their ``tied_to`` links.
+
+    ``layers`` are :class:`LayerInfo` (or anything with ``name`` and ``tied_to``, such as
+    a placement plan's layers) in module order. Each group lists its names in that order;
+    its first name is the *owner* that parameter counts charge the shared weight to
+    (T5: ``[shared, encoder.embed_tokens, decoder.embed_tokens, lm_head]``; GPT-2:
+    ``[transformer.wte, lm_head]``). Layers that share nothing are in no group.
+    """
+    order: dict[str, int] = {}
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for layer in layers:
+        order.setdefault(layer.name, len(order))
+        if layer.tied_to is not None:
+            a, b = find(layer.name), find(layer.tied_to)
+            if a != b:
+                parent[a] = b
+    groups: dict[str, list[str]] = {}
+    for name in order:
+        if name in parent:
+            groups.setdefault(find(name), []).append(name)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: order[g[0]])
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from analogsim.devices import DeviceModel, load_device
 from analogsim.devices.card import card_dict
 from analogsim.devices.quant import Quantizer
 from analogsim.errors import ConfigError
-from analogsim.mapping.roles import ROLES, model_roles
+from analogsim.mapping.roles import ROLES, model_roles, tie_groups
 from analogsim.paths import data_dir
 from analogsim.tiles.config import TILE_KEYS, TileConfig, validate_tile
 
@@ -212,10 +212,43 @@ class PlacementPlan:
     def by_name(self) -> dict[str, LayerPlan]:
         return {p.name: p for p in self.layers}
 
+    def tied_groups(self) -> list[list[str]]:
+        """Layers that share one weight, owner first (:func:`~analogsim.mapping.roles.tie_groups`)."""
+        return tie_groups(self.layers)
+
+    def counted_params(self) -> dict[str, tuple[int, int]]:
+        """``(params, analog_params)`` each layer adds to the totals, a shared weight once.
+
+        A tied weight (``in_features * out_features`` values) is charged to the first
+        layer of its group, and it is analog when any layer of the group is analog (the
+        weights are then held on analog tiles; under ``tied_weights = "independent"`` a
+        digital copy may exist too). The other layers of a group add only their own bias.
+        """
+        out: dict[str, tuple[int, int]] = {}
+        analog_group: dict[str, bool] = {}
+        followers: set[str] = set()
+        by_name = self.by_name()
+        for group in self.tied_groups():
+            followers.update(group[1:])
+            analog_group[group[0]] = any(by_name[n].placement == "analog" for n in group)
+        for p in self.layers:
+            weight = min(p.in_features * p.out_features, p.params)
+            bias = p.params - weight
+            analog = p.placement == "analog"
+            if p.name in followers:
+                out[p.name] = (bias, bias if analog else 0)
+            else:
+                w_analog = analog_group.get(p.name, analog)
+                out[p.name] = (p.params, (weight if w_analog else 0) + (bias if analog else 0))
+        return out
+
     def totals(self) -> dict[str, Any]:
-        params = sum(p.params for p in self.layers)
+        """Layer, parameter, MAC and tile counts; a tied weight's parameters count once
+        (:meth:`counted_params`); MACs count per layer (a tied head still computes)."""
+        counted = self.counted_params()
+        params = sum(c[0] for c in counted.values())
+        a_params = sum(c[1] for c in counted.values())
         macs = sum(p.macs_per_token for p in self.layers)
-        a_params = sum(p.params for p in self.layers if p.placement == "analog")
         a_macs = sum(p.macs_per_token for p in self.layers if p.placement == "analog")
         return {
             "layers": len(self.layers),
@@ -227,6 +260,7 @@ class PlacementPlan:
             "analog_macs_per_token": a_macs,
             "analog_mac_share": a_macs / macs if macs else 0.0,
             "tiles": sum(p.tiles() for p in self.layers),
+            "tied_groups": self.tied_groups(),
         }
 
 

@@ -2,6 +2,7 @@
 
 - :func:`perplexity` (sliding window), :func:`next_token_entropy_bits`,
   :func:`generate_samples` for causal language models;
+- :func:`seq2seq_perplexity` (teacher-forced decoder) for encoder-decoder models;
 - :func:`distinct_n`, :func:`repetition_rate` for generated text;
 - :func:`accuracy` for classifiers;
 - :func:`encode`, :func:`embedding_cosine` for sentence encoders.
@@ -18,6 +19,8 @@ from analogsim.metrics.language import (
     next_token_entropy_bits,
     perplexity,
     perplexity_windows,
+    seq2seq_perplexity,
+    seq2seq_windows,
 )
 from analogsim.metrics.text import distinct_n, repetition_rate
 
@@ -32,4 +35,6 @@ __all__ = [
     "perplexity",
     "perplexity_windows",
     "repetition_rate",
+    "seq2seq_perplexity",
+    "seq2seq_windows",
 ]

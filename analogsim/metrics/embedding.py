@@ -36,12 +36,17 @@ def encode(
     (unpadded) tokens and L2-normalised; the sentence-transformers recipe for
     all-MiniLM-L6-v2 (``1_Pooling`` mean tokens, then ``Normalize``, max 256 tokens).
 
+    An encoder-decoder model (``config.is_encoder_decoder``: T5, BART) is embedded by its
+    encoder: it runs with a one-token decoder input (``decoder_start_token_id``) and its
+    ``encoder_last_hidden_state`` is pooled, the sentence-T5 "mean of encoder outputs".
+
     Returns a float32 tensor of shape (N, H) with unit rows (a row of a model that
     produced non-finite states is NaN).
     """
     if len(sentences) == 0:
         raise ConfigError("no sentences given", key="sentences", allowed="at least one")
     device = model_device(model)
+    start = _decoder_start(model)
     chunks: list[torch.Tensor] = []
     with eval_mode(model):
         for start in range(0, len(sentences), batch_size):
@@ -50,11 +55,34 @@ def encode(
                 batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
             )
             enc = {k: v.to(device) for k, v in enc.items()}
-            out = model(**enc)
-            hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+            if start is not None:  # encoder-decoder: the decoder gets one start token
+                first = torch.full_like(enc["input_ids"][:, :1], start)  # (B, 1)
+                out = model(**enc, decoder_input_ids=first, use_cache=False)
+            else:
+                out = model(**enc)
+            hidden = getattr(out, "encoder_last_hidden_state", None)  # (B, T, H)
+            if hidden is None:  # an encoder (T5EncoderModel too: its config says enc-dec)
+                hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
             pooled = mean_pool(hidden.float(), enc["attention_mask"])  # (B, H)
             chunks.append(F.normalize(pooled, p=2.0, dim=-1).cpu())
     return torch.cat(chunks)  # (N, H)
+
+
+def _decoder_start(model: torch.nn.Module) -> int | None:
+    """The decoder start token of an encoder-decoder model; None for an encoder."""
+    config = getattr(model, "config", None)
+    if not getattr(config, "is_encoder_decoder", False):
+        return None
+    start = getattr(config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(config, "pad_token_id", None)
+    if start is None:
+        raise ConfigError(
+            "encoder-decoder model without decoder_start_token_id or pad_token_id",
+            key="decoder_start_token_id",
+            allowed="a config that sets decoder_start_token_id",
+        )
+    return int(start)
 
 
 def embedding_cosine(

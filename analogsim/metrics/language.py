@@ -145,6 +145,11 @@ def perplexity(
                 nll = F.cross_entropy(pred, target, reduction="none")  # (n_sel,)
                 nll_sum += float(nll.double().sum())
                 n_scored += target.numel()
+    return _exp_mean(nll_sum, n_scored)
+
+
+def _exp_mean(nll_sum: float, n_scored: int) -> float:
+    """``exp(nll_sum / n_scored)``; ``inf`` for a non-finite mean or an overflowing exp."""
     mean_nll = nll_sum / n_scored
     if not math.isfinite(mean_nll):
         return float("inf")
@@ -152,6 +157,118 @@ def perplexity(
         return math.exp(mean_nll)
     except OverflowError:
         return float("inf")
+
+
+def seq2seq_windows(n_tokens: int, window: int) -> list[tuple[int, int, int]]:
+    """The (source, target) pairs :func:`seq2seq_perplexity` scores, as
+    ``(source_begin, target_begin, target_end)``.
+
+    The sequence is cut into consecutive windows of ``window`` tokens; pair ``k`` (k >= 1)
+    puts window ``k - 1`` (``[source_begin, target_begin)``, always ``window`` tokens) in
+    the encoder and scores window ``k`` (``[target_begin, target_end)``; the last one may be
+    shorter) in the decoder. Every token after the first window is scored exactly once:
+    ``n_tokens - window`` targets.
+    """
+    return [
+        (begin - window, begin, min(begin + window, n_tokens))
+        for begin in range(window, n_tokens, window)
+    ]
+
+
+def seq2seq_perplexity(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor | Sequence[int],
+    *,
+    window: int = 128,
+    batch_size: int = 8,
+) -> float:
+    """Teacher-forced decoder perplexity of an encoder-decoder LM (T5, BART, ...) on text.
+
+    The text continues itself: for each pair of :func:`seq2seq_windows`, the encoder reads
+    ``window`` tokens and the decoder, fed the true previous target tokens (teacher
+    forcing: ``decoder_input_ids = [decoder_start_token_id, y_0, ..., y_{n-2}]``), predicts
+    the next ``window`` tokens ``y``. ``PPL = exp((1/N) sum_i -ln p(y_i | source, y_<i))``
+    over the N scored tokens (natural log; unitless, >= 1); every layer (encoder, decoder,
+    cross-attention, LM head) is on the path of every score.
+
+    Args:
+        model: a Hugging Face ``*ForConditionalGeneration`` model (or an ``AnalogModel``
+            around one) whose config has ``decoder_start_token_id``.
+        input_ids: 1-D token ids, more than ``window`` of them.
+        window: tokens per encoder input and per decoder target, at most the model's
+            context (``max_position_embeddings``; T5's relative positions have none).
+        batch_size: pairs per forward pass.
+
+    Returns:
+        The perplexity; ``inf`` when the loss is not finite or ``exp`` overflows.
+    """
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    if ids.dim() != 1:
+        raise ConfigError(
+            "perplexity needs a 1-D sequence of token ids",
+            key="input_ids",
+            value=tuple(ids.shape),
+            allowed="shape (N,)",
+        )
+    context = context_length(model, default=1 << 20)
+    if not 1 <= window <= context:
+        raise ConfigError(
+            "window out of range (at most the model's context)",
+            key="window",
+            value=window,
+            allowed=f"1..{context}",
+        )
+    n = ids.numel()
+    if n <= window:
+        raise ConfigError(
+            "seq2seq perplexity needs more tokens than one window",
+            key="input_ids",
+            value=n,
+            allowed=f"N > window={window}",
+        )
+    if batch_size < 1:
+        raise ConfigError(
+            "batch size too small", key="batch_size", value=batch_size, allowed=">= 1"
+        )
+    start = getattr(getattr(model, "config", None), "decoder_start_token_id", None)
+    if start is None:
+        raise ConfigError(
+            "the model's config has no decoder_start_token_id",
+            key="decoder_start_token_id",
+            allowed="an encoder-decoder model (T5, BART, ...) with decoder_start_token_id set",
+        )
+    pairs = seq2seq_windows(n, window)
+    # Pairs with targets of equal length share a forward pass; only the last is shorter.
+    groups: list[list[tuple[int, int, int]]] = []
+    for p in pairs:
+        last = groups[-1] if groups else None
+        if last and len(last) < batch_size and last[0][2] - last[0][1] == p[2] - p[1]:
+            last.append(p)
+        else:
+            groups.append([p])
+
+    device = model_device(model)
+    ids = ids.to(device)
+    nll_sum = 0.0
+    n_scored = 0
+    with eval_mode(model):
+        for group in groups:
+            src = torch.stack([ids[s:b] for s, b, _ in group])  # (B, S)
+            tgt = torch.stack([ids[b:e] for _, b, e in group])  # (B, T)
+            first = torch.full_like(tgt[:, :1], int(start))  # (B, 1)
+            dec = torch.cat([first, tgt[:, :-1]], dim=1)  # (B, T)
+            out = model(
+                input_ids=src,
+                attention_mask=torch.ones_like(src),
+                decoder_input_ids=dec,
+                use_cache=False,
+            )
+            logits = logits_of(out).float()  # (B, T, V)
+            flat = logits.reshape(-1, logits.shape[-1])  # (B*T, V)
+            nll = F.cross_entropy(flat, tgt.reshape(-1), reduction="none")  # (B*T,)
+            nll_sum += float(nll.double().sum())
+            n_scored += tgt.numel()
+    return _exp_mean(nll_sum, n_scored)
 
 
 def _prompt_ids(tokenizer: Any | None, prompt: Any, device: torch.device) -> torch.Tensor:

@@ -22,6 +22,7 @@ from analogsim.models.tiny_gpt2 import (
     build_tiny_gpt2,
     load_tiny_gpt2,
     load_tiny_gpt2_folder,
+    pending_notice,
     pydoc_corpus,
 )
 
@@ -35,6 +36,15 @@ _LOADERS = {
 def builtin_models() -> list[str]:
     """Names of the built-in models, sorted: ``["digits-mlp", "minilm", "tiny-gpt2"]``."""
     return list(BUILTIN_MODELS)
+
+
+def pending_build(name: str) -> str | None:
+    """What loading ``name`` would build first, with its expected time, or None.
+
+    Only ``tiny-gpt2`` has a build worth announcing (minutes; ``digits-mlp`` trains in
+    seconds and says so itself). Studies that will load it print this before they start.
+    """
+    return pending_notice() if name == "tiny-gpt2" else None
 
 
 def load_model(name_or_path: str, *, progress: bool = True) -> LoadedModel:
@@ -69,6 +79,7 @@ __all__ = [
     "load_tiny_gpt2_folder",
     "minilm_path",
     "minilm_sentences",
+    "pending_build",
     "pydoc_corpus",
     "train_digits_mlp",
 ]

@@ -1,8 +1,12 @@
 """Any other model: a Hugging Face hub name or a local ``save_pretrained`` folder.
 
 ``AutoConfig.from_pretrained`` reads the config; models whose architecture is a causal
-LM (``*ForCausalLM``, ``*LMHeadModel``) load with ``AutoModelForCausalLM``, everything
-else with ``AutoModel`` (an encoder). Offline, hub names fail (after the hub client's
+LM (``*ForCausalLM``, ``*LMHeadModel``) load with ``AutoModelForCausalLM`` (kind
+``causal-lm``); encoder-decoder models (``config.is_encoder_decoder``: T5, BART, ...)
+with ``AutoModelForSeq2SeqLM`` (kind ``seq2seq-lm``, scored by teacher-forced decoder
+perplexity), or as their encoder alone when the checkpoint is one (``T5EncoderModel``,
+kind ``encoder``); an encoder-decoder checkpoint without a language-model head is refused
+before any work; everything else loads with ``AutoModel`` (an encoder). Offline, hub names fail (after the hub client's
 retries) and are reported as a :class:`~analogsim.errors.ConfigError` naming the model,
 the built-ins and the underlying reason.
 """
@@ -15,10 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+)
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
 from analogsim.errors import ConfigError
@@ -55,6 +67,41 @@ def is_causal_config(config: Any) -> bool:
     )
 
 
+def model_kind_of(config: Any, name: str = "") -> tuple[str, Any]:
+    """``(kind, loader)`` for a transformers config: how analogsim loads and scores it.
+
+    causal LM -> ``("causal-lm", AutoModelForCausalLM)``; an encoder-decoder whose
+    checkpoint is an encoder alone (``architectures`` ``*EncoderModel``, e.g.
+    ``T5EncoderModel``) -> ``("encoder", that class)``; another encoder-decoder with a
+    seq2seq LM in transformers -> ``("seq2seq-lm", AutoModelForSeq2SeqLM)``; else
+    ``("encoder", AutoModel)``. An encoder-decoder checkpoint whose weights have no LM
+    head (``T5Model``, ``BartModel``: architectures without ``*ForConditionalGeneration``)
+    or whose family has no seq2seq LM raises :class:`ConfigError`: scoring it would need
+    an LM head that is not in the checkpoint.
+    """
+    if is_causal_config(config):
+        return "causal-lm", AutoModelForCausalLM
+    archs = list(getattr(config, "architectures", None) or [])
+    encoders = [getattr(transformers, a, None) for a in archs if a.endswith("EncoderModel")]
+    if encoders and encoders[0] is not None:  # AutoModel would add a random decoder
+        return "encoder", encoders[0]
+    if not getattr(config, "is_encoder_decoder", False):
+        return "encoder", AutoModel
+    mtype = getattr(config, "model_type", "")
+    has_head = not archs or any(a.endswith("ForConditionalGeneration") for a in archs)
+    if mtype in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES and has_head:
+        return "seq2seq-lm", AutoModelForSeq2SeqLM
+    raise ConfigError(
+        f"model '{name}' is an encoder-decoder ({mtype or 'unknown type'}, architectures "
+        f"{', '.join(archs) or 'none'}) without a language-model head analogsim can score",
+        key="model",
+        value=name,
+        allowed="a *ForConditionalGeneration checkpoint (scored by teacher-forced decoder "
+        "perplexity), a *EncoderModel checkpoint (scored by encoder embeddings), a causal "
+        "LM or an encoder; see docs/models.md",
+    )
+
+
 def _looks_like_path(name: str) -> bool:
     """A name that can only be a filesystem path (hub ids are ``name`` or ``org/name``)."""
     return name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name or name.count("/") > 1
@@ -81,10 +128,10 @@ def model_not_found_error(name: str, reason: str) -> ConfigError:
 def load_hf_model(name_or_path: str, *, progress: bool = True) -> LoadedModel:
     """Load a Hugging Face model by hub name or local folder, float32, CPU, eval mode.
 
-    ``data`` is, for a causal LM, a dict with the held-out pydoc text (``heldout_text``,
-    the same text tiny-gpt2 is evaluated on) and its ids under the model's tokenizer
-    (``heldout_ids``, when the tokenizer loads); for an encoder, the fixed sentence list
-    of ``minilm``. With ``progress=False`` transformers' loading bars are hidden.
+    ``data`` is, for a causal or seq2seq LM, a dict with the held-out pydoc text
+    (``heldout_text``, the same text tiny-gpt2 is evaluated on) and its ids under the
+    model's tokenizer (``heldout_ids``, when the tokenizer loads); for an encoder, the
+    fixed sentence list of ``minilm``. The kind is :func:`model_kind_of`'s. With ``progress=False`` transformers' loading bars are hidden.
     """
     t0 = time.perf_counter()
     local = Path(name_or_path).expanduser()
@@ -104,8 +151,7 @@ def _load(name: str, source: str, is_local: bool, t0: float) -> LoadedModel:
         config = AutoConfig.from_pretrained(source)
     except Exception as exc:  # hub unreachable, bad repo id, bad folder: all user input
         raise model_not_found_error(name, _reason(exc)) from exc
-    causal = is_causal_config(config)
-    cls = AutoModelForCausalLM if causal else AutoModel
+    kind, cls = model_kind_of(config, name)
     try:
         model = cls.from_pretrained(source, dtype=torch.float32)
     except Exception as exc:
@@ -121,7 +167,7 @@ def _load(name: str, source: str, is_local: bool, t0: float) -> LoadedModel:
             tokenizer = AutoTokenizer.from_pretrained(source)
         except Exception as exc:  # a model without a usable tokenizer is still a model
             info["tokenizer_error"] = _reason(exc)
-    if causal:
+    if kind in ("causal-lm", "seq2seq-lm"):
         heldout_text = pydoc_corpus()[1]
         data: Any = {"heldout_text": heldout_text}
         if tokenizer is not None:
@@ -136,7 +182,7 @@ def _load(name: str, source: str, is_local: bool, t0: float) -> LoadedModel:
     )
     return LoadedModel(
         name=name,
-        kind="causal-lm" if causal else "encoder",
+        kind=kind,
         model=model,
         tokenizer=tokenizer,
         data=data,

@@ -148,6 +148,37 @@ class TinyGPT2Recipe:
 
 DEFAULT_RECIPE = TinyGPT2Recipe()
 
+# Seconds per training step of the built-in recipe on the 2-core development machine, idle
+# (docs/models.md); other recipes scale by their multiply-accumulates per step.
+_SECONDS_PER_STEP = 0.45
+_MEASURED_RECIPE = TinyGPT2Recipe()
+
+
+def estimated_build_seconds(recipe: TinyGPT2Recipe | None = None) -> float:
+    """A rough CPU build time: ``steps`` times 0.45 s scaled by the recipe's MACs per step
+    (``batch_size * block_size * (12 n_layer n_embd^2 + n_embd vocab_size)``) relative to
+    the built-in recipe's (default: :data:`DEFAULT_RECIPE`). Measured 8-10 min for the
+    built-in recipe on 2 cores; a busy or slower machine takes longer (the progress bar
+    shows the real ETA)."""
+    recipe = recipe or DEFAULT_RECIPE
+
+    def macs(r: TinyGPT2Recipe) -> float:
+        per_token = 12 * r.n_layer * r.n_embd**2 + r.n_embd * r.vocab_size
+        return r.batch_size * r.block_size * per_token
+
+    return recipe.steps * _SECONDS_PER_STEP * macs(recipe) / macs(_MEASURED_RECIPE)
+
+
+def build_notice(folder: Path, recipe: TinyGPT2Recipe | None = None) -> str:
+    """The line printed before a build: what is built, how long it takes, where it goes."""
+    recipe = recipe or DEFAULT_RECIPE
+    minutes = estimated_build_seconds(recipe) / 60.0
+    eta = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
+    return (
+        f"analogsim: building {NAME} once: {recipe.steps} training steps on CPU, {eta} on "
+        f"2 idle cores (longer on a busy machine; the bar shows the ETA); cached in {folder}"
+    )
+
 
 def pydoc_corpus(heldout_fraction: float = 0.1) -> tuple[str, str]:
     """``(train_text, heldout_text)`` from ``pydoc_data.topics``.
@@ -308,6 +339,8 @@ def build_tiny_gpt2(
             advance(1, f"loss {ema:.3f}")
     model.eval()
     train_seconds = time.perf_counter() - t0
+    if progress:
+        print(f"analogsim: {NAME}: scoring held-out perplexity, then saving", file=sys.stderr)
     ppl = perplexity(model, heldout_ids, max_length=recipe.n_positions, stride=recipe.eval_stride)
     meta = {
         "name": NAME,
@@ -387,6 +420,13 @@ def cached_build_is_valid(folder: Path, recipe: TinyGPT2Recipe) -> bool:
     return all((folder / name).is_file() for name in needed)
 
 
+def pending_notice(root: Path | str | None = None) -> str | None:
+    """:func:`build_notice` when loading tiny-gpt2 from ``root`` (default ``cache_dir()``)
+    would build it first; None when the cache holds a valid build."""
+    folder = (Path(root) if root is not None else cache_dir()) / NAME
+    return None if cached_build_is_valid(folder, DEFAULT_RECIPE) else build_notice(folder)
+
+
 def load_tiny_gpt2(
     root: Path | str | None = None, *, progress: bool = True, recipe: TinyGPT2Recipe | None = None
 ) -> LoadedModel:
@@ -398,11 +438,7 @@ def load_tiny_gpt2(
     built = False
     if not cached_build_is_valid(folder, recipe):
         if progress:
-            print(
-                f"analogsim: building {NAME} once (about {recipe.steps} steps on CPU); "
-                f"it is cached in {folder}",
-                file=sys.stderr,
-            )
+            print(build_notice(folder, recipe), file=sys.stderr, flush=True)
         build_tiny_gpt2(root, recipe=recipe, progress=progress)
         built = True
     try:
@@ -410,6 +446,8 @@ def load_tiny_gpt2(
     except Exception:  # damaged files (truncated safetensors, bad JSON): rebuild once
         if built:
             raise
+        if progress:
+            print(build_notice(folder, recipe), file=sys.stderr, flush=True)
         build_tiny_gpt2(root, recipe=recipe, progress=progress)
         built = True
         loaded = load_tiny_gpt2_folder(folder)

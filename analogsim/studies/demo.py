@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.markdown import Markdown
 
 from analogsim.mapping.rules import cards_of, load_mapping
-from analogsim.models import load_model
+from analogsim.models import load_model, pending_build
 from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
 from analogsim.report.rundir import RunDir, default_out
 from analogsim.studies.compare import COMPARE_COLUMNS, COMPARE_KEYS, run_compare
@@ -67,6 +68,11 @@ def run_demo(
         cards.update(cards_of(m, "pcm"))
     for d in DEMO_DEVICES:
         cards.update(cards_of(load_mapping("all_analog"), d))
+    if progress:
+        for model in models:
+            notice = pending_build(model)
+            if notice is not None:  # first run: say what the silent-looking minutes are
+                print(f"{notice}\n(first run only; later demos reuse it)", file=sys.stderr)
     sections: list[dict[str, Any]] = []
     combined: list[dict[str, Any]] = []
     with RunDir(

@@ -18,6 +18,7 @@ from analogsim.mapping.roles import (
     LayerInfo,
     ModelRoles,
     model_roles,
+    tie_groups,
     weight_layers,
 )
 
@@ -549,3 +550,13 @@ def test_hf_config_without_model_type_is_generic_unknown() -> None:
     assert layers["block.q"].role == "attention"
     assert layers["block.fc1"].role == "mlp"
     assert roles.unclassified == ["mystery"]
+
+
+def test_tie_groups_join_links_owner_first():
+    class L:
+        def __init__(self, name, tied_to=None):
+            self.name, self.tied_to = name, tied_to
+
+    layers = [L("a", "b"), L("x"), L("b", "a"), L("c", "a"), L("d", "e"), L("e", "d")]
+    assert tie_groups(layers) == [["a", "b", "c"], ["d", "e"]]
+    assert tie_groups([L("x"), L("y")]) == []

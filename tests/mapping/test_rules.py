@@ -12,9 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch import nn
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from analogsim.devices.quant import Quantizer
 from analogsim.errors import ConfigError
+from analogsim.mapping.roles import weight_layers
 from analogsim.mapping.rules import (
     cards_of,
     list_mappings,
@@ -407,3 +420,84 @@ def test_cards_of():
     card = cards_of(load_mapping("all_analog"))["pcm"]
     assert card["name"] == "pcm"
     assert card["drift"]["t0_s"] == 20.0  # pcm drift t0
+
+
+# ---------------------------------------------------------------------------- tied weights
+def _tiny(family: str) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if family == "gpt2":
+            return GPT2LMHeadModel(
+                GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+            )
+        if family == "bert":
+            return BertForMaskedLM(
+                BertConfig(
+                    vocab_size=100,
+                    hidden_size=16,
+                    num_hidden_layers=1,
+                    num_attention_heads=2,
+                    intermediate_size=32,
+                    max_position_embeddings=32,
+                )
+            )
+        if family == "llama":
+            return LlamaForCausalLM(
+                LlamaConfig(
+                    vocab_size=100,
+                    hidden_size=16,
+                    intermediate_size=32,
+                    num_hidden_layers=1,
+                    num_attention_heads=2,
+                    num_key_value_heads=2,
+                    tie_word_embeddings=True,
+                )
+            )
+        return T5ForConditionalGeneration(
+            T5Config(
+                vocab_size=100,
+                d_model=16,
+                d_kv=4,
+                d_ff=32,
+                num_layers=1,
+                num_decoder_layers=1,
+                num_heads=2,
+            )
+        )
+
+
+def _weight_layer_params(model: nn.Module) -> int:
+    """Distinct parameters of the weight layers (a shared weight once)."""
+    seen: dict[int, int] = {}
+    for _, module in weight_layers(model):
+        for p in module.parameters(recurse=False):
+            seen[id(p)] = p.numel()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize(
+    ("family", "group"),
+    [
+        ("gpt2", ["transformer.wte", "lm_head"]),
+        ("bert", ["bert.embeddings.word_embeddings", "cls.predictions.decoder"]),
+        ("llama", ["model.embed_tokens", "lm_head"]),
+        ("t5", ["shared", "encoder.embed_tokens", "decoder.embed_tokens", "lm_head"]),
+    ],
+)
+def test_a_tied_weight_counts_once(family, group):
+    model = _tiny(family)
+    plan = resolve_plan(model, load_mapping("all_analog"))
+    totals = plan.totals()
+    assert totals["tied_groups"] == [group]
+    assert totals["params"] == _weight_layer_params(model)
+    # the head is analog, so the shared weight is held on analog tiles: counted analog once
+    head = plan.by_name()[group[-1]]
+    assert head.placement == "analog"
+    tied = {n for g in totals["tied_groups"] for n in g}
+    untied_digital = sum(
+        p.params for p in plan.layers if p.placement == "digital" and p.name not in tied
+    )
+    assert totals["analog_params"] == totals["params"] - untied_digital
+    with pytest.warns(UserWarning, match="places no layer analog"):
+        digital = resolve_plan(model, load_mapping("all_digital")).totals()
+    assert digital["params"] == totals["params"] and digital["analog_params"] == 0

@@ -8,6 +8,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from analogsim.errors import ConfigError
 from analogsim.metrics import embedding_cosine, encode, mean_pool
+from tests.models.conftest import save_tiny_seq2seq
 
 SENTENCES = ["A cat sat on the mat.", "Python is a programming language.", "Hello"]
 
@@ -61,3 +62,15 @@ def test_cosine_rejects_mismatched_reference(bert, bert_tokenizer):
         embedding_cosine(bert, torch.zeros(2, 16), bert_tokenizer, SENTENCES)
     with pytest.raises(ConfigError, match="embedding size"):
         embedding_cosine(bert, torch.zeros(3, 8), bert_tokenizer, SENTENCES)
+
+
+def test_encode_embeds_an_encoder_decoder_by_its_encoder(tmp_path):
+    model = save_tiny_seq2seq("t5", tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    sentences = ["The if statement.", "A longer sentence about loops and names."]
+    emb = encode(model, tok, sentences)  # no T5 error about input_ids / decoder inputs
+    enc = tok(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.get_encoder()(**enc).last_hidden_state
+    expected = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
+    assert torch.allclose(emb, expected, atol=1e-6)

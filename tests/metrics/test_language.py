@@ -14,8 +14,11 @@ from analogsim.metrics import (
     next_token_entropy_bits,
     perplexity,
     perplexity_windows,
+    seq2seq_perplexity,
+    seq2seq_windows,
 )
 from tests.metrics.conftest import VOCAB, ConstantLogits, make_gpt2
+from tests.models.conftest import save_tiny_seq2seq
 
 
 def _nll(model: torch.nn.Module, window: torch.Tensor) -> torch.Tensor:
@@ -219,3 +222,38 @@ def test_sampling_is_seeded_and_leaves_global_rng_alone(gpt2, tokenizer):
     assert a == b
     assert a != c
     assert len(a) == 2 and all(isinstance(t, str) for t in a)
+
+
+# ---------------------------------------------------------------------------- seq2seq
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory):
+    return save_tiny_seq2seq("t5", tmp_path_factory.mktemp("t5"))
+
+
+def test_seq2seq_windows_score_every_token_after_the_first_window_once():
+    pairs = seq2seq_windows(10, 4)
+    assert pairs == [(0, 4, 8), (4, 8, 10)]
+    for n, w in [(5, 4), (17, 4), (300, 128), (129, 128)]:
+        targets = [i for _, b, e in seq2seq_windows(n, w) for i in range(b, e)]
+        assert targets == list(range(w, n))
+
+
+def test_seq2seq_perplexity_is_the_teacher_forced_loss(tiny_t5):
+    ids = torch.arange(1, 41) % 300  # (40,)
+    ppl = seq2seq_perplexity(tiny_t5, ids, window=16, batch_size=1)
+    # the same by hand with the model's own label shifting (labels -> decoder inputs)
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for s, b, e in seq2seq_windows(40, 16):
+            out = tiny_t5(input_ids=ids[None, s:b], labels=ids[None, b:e])
+            nll += float(out.loss) * (e - b)
+            n += e - b
+    assert ppl == pytest.approx(math.exp(nll / n), rel=1e-5)
+    assert seq2seq_perplexity(tiny_t5, ids, window=16, batch_size=8) == pytest.approx(ppl)
+
+
+def test_seq2seq_perplexity_errors_name_the_argument(tiny_t5):
+    with pytest.raises(ConfigError, match="window"):
+        seq2seq_perplexity(tiny_t5, torch.arange(10), window=16)
+    with pytest.raises(ConfigError, match="decoder_start_token_id"):
+        seq2seq_perplexity(make_gpt2(), torch.arange(40), window=16)

@@ -13,7 +13,13 @@ from transformers import GPT2LMHeadModel
 import analogsim.models.tiny_gpt2 as tg
 from analogsim.errors import ConfigError
 from analogsim.metrics import perplexity
-from analogsim.models import build_tiny_gpt2, load_model, load_tiny_gpt2, load_tiny_gpt2_folder
+from analogsim.models import (
+    build_tiny_gpt2,
+    load_model,
+    load_tiny_gpt2,
+    load_tiny_gpt2_folder,
+    pending_build,
+)
 from tests.models.conftest import SMALL_GPT2
 
 
@@ -134,3 +140,21 @@ def test_recipe_errors_name_the_key():
         tg.TinyGPT2Recipe().replace(n_embd=130)
     with pytest.raises(ConfigError, match="vocab_size"):
         build_tiny_gpt2("/nonexistent", vocab_size=100)
+
+
+def test_a_build_says_what_it_builds_and_how_long_it_takes(cache, monkeypatch, capsys):
+    small = dataclasses.replace(SMALL_GPT2, steps=2)
+    monkeypatch.setattr(tg, "DEFAULT_RECIPE", small)
+    assert pending_build("tiny-gpt2") == tg.build_notice(cache / "tiny-gpt2", small)
+    assert pending_build("digits-mlp") is None
+    load_model("tiny-gpt2", progress=True)
+    err = capsys.readouterr().err
+    assert "building tiny-gpt2 once: 2 training steps on CPU, under a minute" in err
+    assert "scoring held-out perplexity" in err
+    assert pending_build("tiny-gpt2") is None  # built and cached
+
+
+def test_the_default_build_estimate_is_the_measured_one():
+    assert tg.estimated_build_seconds() == pytest.approx(1000 * 0.45)
+    assert "about 8 min" in tg.build_notice(tg.Path("/c"))
+    assert tg.estimated_build_seconds(SMALL_GPT2) < 1.0
