@@ -35,6 +35,12 @@ class DigitalQuantized(nn.Module):
             q = quantizer(weight_matrix(module).detach())  # (out, in)
         self.register_buffer("w_q", q.contiguous(), persistent=False)
 
+    @property
+    def weight(self) -> Tensor:
+        """The original weight, for Hugging Face code that reads it (T5's feed-forward
+        checks ``self.wo.weight.dtype``); the forward uses the quantized copy."""
+        return self.digital.weight
+
     def forward(self, x: Tensor) -> Tensor:
         return forward_with(self.digital, x, self.w_q)
 

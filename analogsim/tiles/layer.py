@@ -147,6 +147,12 @@ class AnalogLayer(nn.Module):
     def bias(self) -> Tensor | None:
         return self.digital.bias
 
+    @property
+    def weight(self) -> Tensor:
+        """The digital layer's weight, for Hugging Face code that reads it (T5's
+        feed-forward checks ``self.wo.weight.dtype``); the analog forward never uses it."""
+        return self.digital.weight
+
     def tiles_count(self) -> int:
         """Crossbar tiles this layer occupies: ceil(K/rows) x ceil(N/cols) per group."""
         per_group_out = self.out_features // self.groups

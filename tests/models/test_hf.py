@@ -159,15 +159,7 @@ def test_cli_roles_and_map_show_the_head_and_one_tied_weight(seq2seq_folders, no
     assert "tied (one weight, counted once under shared): shared = encoder.embed_tokens" in words
 
 
-T5_WRAPPED_WEIGHT = pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="T5's feed-forward reads self.wo.weight.dtype; AnalogLayer (tiles/layer.py) and "
-    "DigitalQuantized (mapping/convert.py) need a read-only `weight` property like `bias`",
-)
-
-
-@pytest.mark.parametrize("key", [pytest.param("t5", marks=T5_WRAPPED_WEIGHT), "bart"])
+@pytest.mark.parametrize("key", ["t5", "bart"])
 def test_cli_eval_scores_encoder_decoder_models(seq2seq_folders, key, tmp_path, no_network):
     out = tmp_path / "run"
     res, words = _cli(
