@@ -21,7 +21,7 @@ from analogsim.cli.options import (
     parse_floats,
     print_json,
 )
-from analogsim.units import format_time, parse_temperatures, parse_times
+from analogsim.units import format_time, parse_temperature, parse_temperatures, parse_times
 
 
 def devices_cmd(json_out: JsonOpt = False) -> None:
@@ -32,18 +32,16 @@ def devices_cmd(json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(rows)
         return
+    # three narrow columns and one of labelled lines: fits 80 columns without breaking a
+    # header or a value mid-word (the long facts wrap at their commas and spaces)
     table = Table(title="device cards (devices/*.toml)")
-    for col in ("name", "technology", "G range (uS)", "drift", "temperature", "faults"):
-        table.add_column(col, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("technology", no_wrap=True)
+    table.add_column("G (uS)", no_wrap=True)
+    table.add_column("drift, temperature, faults", min_width=26)
     for r in rows:
-        table.add_row(
-            r["name"],
-            r["technology"],
-            f"{r['g_min_uS']:g}..{r['g_max_uS']:g}",
-            r["drift"],
-            r["temperature"],
-            r["faults"],
-        )
+        facts = "\n".join(f"{k}: {r[k]}" for k in ("drift", "temperature", "faults"))
+        table.add_row(r["name"], r["technology"], f"{r['g_min_uS']:g}..{r['g_max_uS']:g}", facts)
     console.print(table)
 
 
@@ -89,12 +87,16 @@ def device_show_cmd(
 
     dev = load_device(card)
     levels = parse_floats(g, key="g")
-    temps = parse_temperatures(temperature) if temperature else None
-    t_prog = parse_temperatures(program_temperature)[0] if program_temperature else None
+    temps = parse_temperatures(temperature, key="--temperature") if temperature else None
+    t_prog = (
+        parse_temperature(program_temperature, key="--program-temperature")
+        if program_temperature
+        else None
+    )
     rows = device_datasheet(
         dev,
         levels,
-        parse_times(times),
+        parse_times(times, key="--times"),
         temps,
         samples=samples,
         seed=seed,

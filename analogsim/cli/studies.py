@@ -52,12 +52,15 @@ def eval_cmd(
     Prints mean and std over seeds; writes results.csv, manifest.json and a plot.
     """
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
+    from analogsim.models import load_model
     from analogsim.report.plots import plot_metric_vs_time
     from analogsim.report.rundir import RunDir
     from analogsim.studies.evaluate import EVAL_COLUMNS, EVAL_KEYS, evaluate, summarize
 
-    tlist, temps = parse_times(times), parse_temperatures(temperature)
+    tlist = parse_times(times, key="--times")
+    temps = parse_temperatures(temperature, key="--temperature")
     m = load_mapping(mapping)
+    loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
     config = {
         "model": model,
         "mapping": m.name,
@@ -68,7 +71,7 @@ def eval_cmd(
         "seeds": list(range(seeds)),
     }
     with RunDir(out, "eval", config, EVAL_COLUMNS, EVAL_KEYS, cards=cards_of(m, device)) as run:
-        evaluate(model, m, device, tlist, temps, seeds, run=run, progress=not no_progress)
+        evaluate(loaded, m, device, tlist, temps, seeds, run=run, progress=not no_progress)
         rows = run.rows
         analog = [r for r in rows if r["mapping"] != "digital"]
         summary = summarize(analog)
@@ -149,7 +152,8 @@ def sweep_cmd(
     Reports mean and spread over seeds and the sigma where the metric first crosses each
     threshold, interpolated between grid points (log scale for perplexity).
     """
-    from analogsim.report.plots import plot_sweep  # lazy: start-up time
+    from analogsim.models import load_model  # lazy: start-up time
+    from analogsim.report.plots import plot_sweep
     from analogsim.report.rundir import RunDir
     from analogsim.studies.sweep import SWEEP_COLUMNS, SWEEP_KEYS, run_sweep, thresholds
 
@@ -157,6 +161,7 @@ def sweep_cmd(
     role_list = parse_roles(roles)
     levels = parse_floats(threshold, key="threshold")
     mults = parse_floats(multiple, key="multiple")
+    loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
     config = {
         "model": model,
         "noise": noise,
@@ -169,7 +174,7 @@ def sweep_cmd(
     }
     with RunDir(out, "sweep", config, SWEEP_COLUMNS, SWEEP_KEYS) as run:
         res = run_sweep(
-            model,
+            loaded,
             noise,
             sigmas,
             relative=relative,
@@ -292,7 +297,7 @@ def compare_cmd(
 ) -> None:
     """Compare chip partitions: quality over time and temperature, energy per token, tiles."""
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
-    from analogsim.models import builtin_models
+    from analogsim.models import builtin_models, load_model
     from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
     from analogsim.report.rundir import RunDir
     from analogsim.studies.compare import (
@@ -314,8 +319,10 @@ def compare_cmd(
                 allowed=f"analogsim compare {n} --mappings A B C",
             )
     maps = [load_mapping(n) for n in names]  # validate every file before any work
-    tlist, temps = parse_times(times), parse_temperatures(temperature)
+    tlist = parse_times(times, key="--times")
+    temps = parse_temperatures(temperature, key="--temperature")
     v = parse_vary(vary) if vary else None
+    loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
     config = {
         "model": model,
         "mappings": [m.name for m in maps],
@@ -333,7 +340,7 @@ def compare_cmd(
         cards.update(cards_of(m, device))
     with RunDir(out, "compare", config, COMPARE_COLUMNS, COMPARE_KEYS, cards=cards) as run:
         res = run_compare(
-            model,
+            loaded,
             maps,
             device=device,
             times=tlist,
@@ -376,16 +383,17 @@ def compare_cmd(
         print_json(json_rows(res, v))
         return
     table = Table(title=f"{model}: partitions ({metric}, {seeds} seeds)")
-    for col in ("mapping", "vary", "time", "T (K)", f"{metric}", "std", "energy/token", "tiles"):
-        table.add_column(col, justify="right" if col not in ("mapping", "vary") else "left")
+    # the vary column only when --vary is given (it is empty otherwise)
+    labels = ("mapping", "vary") if v else ("mapping",)
+    for col in (*labels, "time", "T (K)", f"{metric}", "std", "energy/token", "tiles"):
+        table.add_column(col, justify="left" if col in labels else "right", no_wrap=True)
     for r in sorted(
         res["summary"],
         key=lambda r: (r["mapping"], r["vary"], float(r["temperature_K"]), float(r["time_s"])),
     ):
         e = r.get("energy_per_token_J")
         table.add_row(
-            r["mapping"],
-            r["vary"],
+            *(r[k] for k in labels),
             format_time(float(r["time_s"])),
             f"{float(r['temperature_K']):g}",
             f"{r['mean']:.4g}",

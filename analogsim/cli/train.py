@@ -185,8 +185,8 @@ def train_cmd(
     from analogsim.studies.train import train  # lazy: start-up time
     from analogsim.train import HWAConfig, LearnedNoiseConfig, TrainConfig  # lazy: start-up
 
-    t_lo, t_hi = _span(train_times, parse_time, "train-times")
-    k_lo, k_hi = _span(train_temperature, parse_temperature, "train-temperature")
+    t_lo, t_hi = _span(train_times, parse_time, "--train-times")
+    k_lo, k_hi = _span(train_temperature, parse_temperature, "--train-temperature")
     api = HWAConfig()  # the API's defaults of the options given as None
     hwa = HWAConfig(
         t_min_s=t_lo,
@@ -298,7 +298,8 @@ def robustness_cmd(
     )
     from analogsim.train.checkpoint import read_sidecar
 
-    tlist, temps = parse_times(times), parse_temperatures(temperature)
+    tlist = parse_times(times, key="--times")
+    temps = parse_temperatures(temperature, key="--temperature")
     sigmas = parse_range(sigma, key="sigma") if sigma else None
     metas = [read_sidecar(c) for c in checkpoints]  # fail early on a bad folder
     config = {

@@ -210,6 +210,29 @@ def test_compare_table(cli, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "uJ" in res.output and "digital accuracy" in res.output
+    header = next(line for line in res.output.splitlines() if "mapping" in line)
+    assert "vary" not in header  # no --vary: no (always empty) vary column
+
+
+def test_compare_table_with_vary_shows_the_value(cli, tmp_path):
+    res = cli(
+        "compare",
+        "digits-mlp",
+        "--mappings",
+        "all_analog",
+        "--times",
+        "1h",
+        "--seeds",
+        "1",
+        "--vary",
+        "adc_bits=4",
+        "--out",
+        tmp_path / "t",
+        "--no-progress",
+    )
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.output.splitlines() if "mapping" in line)
+    assert "vary" in header and "adc_bits=4" in res.output
 
 
 def test_compare_bad_vary_fails_before_any_work(cli, tmp_path):
