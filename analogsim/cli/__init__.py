@@ -13,15 +13,16 @@ module here imports the API (torch and above) inside command bodies only, so tha
 
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from analogsim import __version__
-from analogsim.cli import bench, clock, devices, models, studies, train
+from analogsim.cli import attribute, bench, clock, devices, models, studies, train
 from analogsim.cli.options import console, err_console
 from analogsim.errors import AnalogsimError
 
@@ -45,6 +46,7 @@ app.command("map")(models.map_cmd)
 app.command("eval")(studies.eval_cmd)
 app.command("sweep")(studies.sweep_cmd)
 app.command("compare", context_settings={"allow_extra_args": True})(studies.compare_cmd)
+app.command("attribute")(attribute.attribute_cmd)
 app.command("demo")(studies.demo_cmd)
 app.command("plot")(studies.plot_cmd)
 app.command("bench")(bench.bench_cmd)
@@ -90,8 +92,21 @@ _default_showwarning = warnings.showwarning
 _shown: set[tuple[type, str]] = set()
 
 
+# a file system that refuses a write (full, read-only, over a size limit): one line, exit 1
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT}
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C: one line saying how far the run got, exit code 130."""
+    from analogsim.report.rundir import interruption_line  # lazy: only after a Ctrl-C
+
+    err_console.print(interruption_line(), markup=False, highlight=False, soft_wrap=True)
+    sys.exit(130)
+
+
 def main() -> None:
-    """Entry point: turn analogsim's own errors into one clear line and exit code 2."""
+    """Entry point: turn analogsim's own errors into one clear line and exit code 2, a
+    refused write into one line and exit code 1, Ctrl-C into one line and exit code 130."""
     warnings.showwarning = _show_warning
     try:
         app()
@@ -99,10 +114,21 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns a KeyboardInterrupt into exit code 130 itself
+            _interrupted()
+        raise
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
         err_console.print(
-            "interrupted: finished points are in the run directory; run again with the same --out to resume"
+            f"[bold red]error:[/bold red] cannot write {exc.filename or 'a file'} "
+            f"({exc.strerror}); finished points are kept in the run directory: free space or "
+            "choose a writable --out, then rerun the same command to continue",
+            soft_wrap=True,
         )
-        sys.exit(130)
+        sys.exit(1)
 
 
 __all__ = ["app", "main"]

@@ -178,6 +178,8 @@ def run_compare(
                 value=vary.key,
                 allowed="a card in use (" + (", ".join(sorted(used)) or "none: all digital") + ")",
             )
+    if run is not None:
+        run.expect(1 + len(pairs) * seeds * len(temperatures) * len(times))
     for (m, label), plan in zip(pairs, plans, strict=True):
         rep = estimate_cost(
             plan,

@@ -132,6 +132,8 @@ def evaluate(
         temperature_K=0.0,
         **{k: "" for k in extra},
     )
+    if run is not None:
+        run.expect(1 + len(seed_list) * len(temperatures) * len(times))
     if run is None or not run.done(**base_point):
         emit({**base_point, "metric": quality.name, "value": _safe(quality.score, loaded.model)})
     total = len(seed_list) * len(temperatures) * len(times)

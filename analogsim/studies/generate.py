@@ -164,6 +164,7 @@ def run_generate(
     }
 
     with RunDir(out, "generate", config, RESULT_COLUMNS, RESULT_KEYS, cards=cards) as run:
+        run.expect(1)
         if run.done(**point, metric="tokens") and (run.path / "trace.csv").exists():
             return _resumed(run, loaded.name, plots)
         digital = loaded.model

@@ -120,6 +120,8 @@ def run_sweep(
     with torch.no_grad():
         baseline = {k: float(f(model_)) for k, f in funcs.items()}
     total = len(sigmas) * len(seed_list)
+    if run is not None:
+        run.expect(total)
     try:
         with progress_bar(f"sweep {loaded.name} ({noise})", total, progress) as advance:
             for sigma in sigmas:

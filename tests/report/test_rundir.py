@@ -1,4 +1,4 @@
-"""Run directories (``analogsim/report/rundir.py``): flushed rows, resume, refusal of a
+"""Run directories (``analogsim/report/rundir.py``): the journal, resume, refusal of a
 different config, interrupted runs and non-finite values."""
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ import math
 import pytest
 
 from analogsim.errors import ConfigError
-from analogsim.report.rundir import RunDir, read_csv, read_results, write_csv
+from analogsim.report.rundir import (
+    JOURNAL,
+    RunDir,
+    interruption_line,
+    read_csv,
+    read_results,
+    write_csv,
+)
 
 COLUMNS = ["model", "seed", "time_s", "metric", "value"]
 KEYS = ["model", "seed", "time_s"]
@@ -190,3 +197,75 @@ def test_write_csv_cells_round_trip(tmp_path):
     ]
     assert float(back[0]["a"]) == 0.1 + 0.2
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_results_csv_has_unix_line_endings_and_a_journal(tmp_path):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.5)
+    data = (tmp_path / "results.csv").read_bytes()
+    assert b"\r" not in data and data.count(b"\n") == 2
+    assert (tmp_path / JOURNAL).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "results.csv", JOURNAL]
+
+
+def test_a_point_of_several_rows_is_one_transaction(tmp_path):
+    """A write that fails part-way (here: the second row has a key that is no column)
+    leaves nothing of its point behind."""
+    run = RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+    with pytest.raises(ValueError, match="not columns"):
+        run.write([{**POINTS[0], "metric": "a", "value": 1.0}, {**POINTS[0], "bogus": 1}])
+    assert not run.done(**POINTS[0]) and run.points == 0
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_resume_and_interrupt_lines(tmp_path, capsys):
+    values = {0: 0.9, 1: 0.8, 2: 0.7, 3: 0.6}
+    with pytest.raises(KeyboardInterrupt), RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        run.expect(len(POINTS))
+        _measure_all(run, values, interrupt_at=2)
+    assert interruption_line().startswith("interrupted after 2 of 4 points; rerun the same")
+    assert capsys.readouterr().err == ""  # a fresh run says nothing
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        run.expect(len(POINTS))
+        run.expect(1)  # the first announcement wins (an outer study's total)
+        _measure_all(run, values)
+    err = capsys.readouterr().err
+    assert err.count("resuming: 2 of 4 points already done") == 1
+
+
+def test_legacy_torn_directory_is_taken_over(tmp_path, capsys):
+    """A results.csv of an older version (CRLF, no journal) cut mid-row, and a next row
+    glued onto the torn one: complete rows are kept, the rest dropped and said."""
+    header = ",".join(COLUMNS)
+    text = f"{header}\r\nm,0,1.0,accuracy,0.9\r\nm,0,3600.0,accu" + "m,1,1.0,accuracy,0.7\r\n"
+    (tmp_path / "results.csv").write_bytes(text.encode())
+    run = RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+    assert "dropped 1 incomplete row" in capsys.readouterr().err
+    assert [run.done(**p) for p in POINTS] == [True, False, False, False]
+    assert (tmp_path / "results.csv").read_bytes() == f"{header}\nm,0,1.0,accuracy,0.9\n".encode()
+
+
+def test_damaged_manifest_and_journal_are_named(tmp_path):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.5)
+    good = (tmp_path / "manifest.json").read_text()
+    (tmp_path / "manifest.json").write_text(good[:40])
+    with pytest.raises(ConfigError, match="damaged") as info:
+        RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+    assert str(tmp_path / "manifest.json") in str(info.value)
+    assert "delete manifest.json" in str(info.value)
+    (tmp_path / "manifest.json").write_text(good)
+    (tmp_path / JOURNAL).write_bytes(b"garbage" * 200)
+    with pytest.raises(ConfigError, match="journal of finished points is damaged"):
+        RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS)
+
+
+def test_edited_results_csv_is_kept_aside(tmp_path, capsys):
+    with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
+        _measure(run, POINTS[0], 0.5)
+    edited = (tmp_path / "results.csv").read_text().replace("0.5", "0.55")
+    (tmp_path / "results.csv").write_text(edited)
+    RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS).finish()
+    assert "results.csv.edited" in capsys.readouterr().err
+    assert (tmp_path / "results.csv.edited").read_text() == edited
+    assert read_results(tmp_path)[0]["value"] == "0.5"
