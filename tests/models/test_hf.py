@@ -23,7 +23,7 @@ from tests.models.conftest import save_tiny_seq2seq
 
 
 def test_builtin_names():
-    assert builtin_models() == ["digits-mlp", "minilm", "tiny-gpt2"]
+    assert builtin_models() == ["digits-mlp", "minilm", "smollm2", "tiny-gpt2"]
 
 
 @pytest.mark.parametrize(
@@ -33,12 +33,12 @@ def test_unknown_name_names_the_model_and_the_builtins(name, hub_offline):
     with pytest.raises(ConfigError) as err:
         load_model(name)
     text = str(err.value)
-    assert f"'{name}'" in text and "digits-mlp, minilm, tiny-gpt2" in text
+    assert f"'{name}'" in text and "digits-mlp, minilm, smollm2, tiny-gpt2" in text
     assert "not a built-in" in text and "could not be loaded" in text
 
 
 def test_missing_local_folder_fails_fast():
-    with pytest.raises(ConfigError, match=r"no such folder.*digits-mlp, minilm, tiny-gpt2"):
+    with pytest.raises(ConfigError, match=r"no such folder.*digits-mlp, minilm, smollm2, tiny-gpt2"):
         load_model("./no/such/model/folder")
 
 
