@@ -38,7 +38,9 @@ def test_unknown_name_names_the_model_and_the_builtins(name, hub_offline):
 
 
 def test_missing_local_folder_fails_fast():
-    with pytest.raises(ConfigError, match=r"no such folder.*digits-mlp, minilm, smollm2, tiny-gpt2"):
+    with pytest.raises(
+        ConfigError, match=r"no such folder.*digits-mlp, minilm, smollm2, tiny-gpt2"
+    ):
         load_model("./no/such/model/folder")
 
 
