@@ -88,11 +88,22 @@ def _fmt(v: Any) -> str:
 
 def generate_cmd(
     model: Annotated[
-        str, typer.Argument(help="tiny-gpt2 or a Hugging Face causal LM name / local path.")
+        str,
+        typer.Argument(help="smollm2, tiny-gpt2 or a Hugging Face causal LM name / local path."),
     ],
     mapping: MaybeMappingOpt = None,
     device: DeviceOpt = None,
-    prompt: Annotated[str, typer.Option("--prompt", help="Prompt text.")] = DEFAULT_PROMPT,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            help="Prompt text; a user message for a model with a chat template (smollm2).",
+        ),
+    ] = DEFAULT_PROMPT,
+    raw_prompt: Annotated[
+        bool,
+        typer.Option("--raw-prompt", help="Tokenize --prompt as it is, without the chat template."),
+    ] = False,
     prompt_ids: Annotated[
         str | None,
         typer.Option("--prompt-ids", help="Prompt as token ids 1,2,3 (models without tokenizer)."),
@@ -144,8 +155,9 @@ def generate_cmd(
 ) -> None:
     """Generate text on a simulated chip while drift, temperature and faults advance.
 
-    Token k is computed with the chip at START_AGE + k * TOKEN_TIME. Prints the text as it
-    is generated and writes trace.csv (one row per token), events.csv, results.csv,
+    Token k is computed with the chip at START_AGE + k * TOKEN_TIME. A text prompt to a
+    model with a chat template (smollm2) is a user message and the model answers it;
+    --raw-prompt continues the text instead. Prints the text as it is generated and writes trace.csv (one row per token), events.csv, results.csv,
     manifest.json and plots. The seed study (sigma rising over the tokens) is
     `--noise gaussian --schedule linear:0:0.02` (digital model unless --mapping).
     """
@@ -155,6 +167,7 @@ def generate_cmd(
     res = run_generate(
         model,
         prompt=_prompt(prompt, prompt_ids),
+        raw_prompt=raw_prompt,
         tokens=tokens,
         token_time=token_time,
         **_chip_settings(locals()),

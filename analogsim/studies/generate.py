@@ -30,7 +30,7 @@ from analogsim.clock.hook import (
 )
 from analogsim.errors import ConfigError
 from analogsim.metrics._util import context_length
-from analogsim.models import LoadedModel, load_model
+from analogsim.models import LoadedModel, has_chat_template, load_model, prompt_ids
 from analogsim.report.rundir import RunDir, read_csv, write_csv
 from analogsim.report.trace_plots import plot_trace
 from analogsim.studies.clocked import (
@@ -56,7 +56,10 @@ class GenerateOptions(ChipOptions):
     """Settings of a ``generate`` run (with the chip settings of :class:`ChipOptions`).
 
     Attributes:
-        prompt: text (needs the model's tokenizer) or token ids.
+        prompt: text (needs the model's tokenizer) or token ids. A text prompt to a model
+            whose tokenizer has a chat template (instruct models: ``smollm2``) is one
+            user message formatted by that template, and the model's answer follows.
+        raw_prompt: tokenize a text prompt as it is, without the chat template.
         tokens: new tokens (exactly that many unless ``stop_at_eos``).
         token_time: simulated time per token, s or ``"1h"``.
         sample, softmax_temperature, top_k, top_p: sampling (default greedy).
@@ -66,6 +69,7 @@ class GenerateOptions(ChipOptions):
     """
 
     prompt: str | Sequence[int] = DEFAULT_PROMPT
+    raw_prompt: bool = False
     tokens: int = 100
     token_time: float | str = 1.0
     sample: bool = False
@@ -123,10 +127,11 @@ def run_generate(
             allowed="tiny-gpt2 or a Hugging Face causal LM; classifiers use `analogsim stream`",
         )
     tok = loaded.tokenizer
-    ids = _prompt_tensor(opts.prompt, tok)
+    chat = isinstance(opts.prompt, str) and not opts.raw_prompt and has_chat_template(tok)
+    ids = _prompt_tensor(opts.prompt, tok, raw=opts.raw_prompt)
     _check_context(loaded, ids, opts.tokens)
     if print_text and streamer is None:
-        streamer = _stdout_streamer(tok)
+        streamer = _stdout_streamer(tok, chat_message=opts.prompt if chat else None)
     eos = getattr(tok, "eos_token_id", None) if tok is not None else None
     if eos is None:
         eos = getattr(getattr(loaded.model, "config", None), "eos_token_id", None)
@@ -140,6 +145,8 @@ def run_generate(
         "token_time_s",
         inputs={
             "prompt": opts.prompt if isinstance(opts.prompt, str) else list(opts.prompt),
+            "raw_prompt": opts.raw_prompt,
+            "chat_template": chat,
             "tokens": opts.tokens,
         },
         study={
@@ -195,7 +202,8 @@ def run_generate(
         rows = trace_rows(result, dig, roles, tok)
         write_csv(run.path / "trace.csv", rows, trace_columns(roles))
         write_csv(run.path / "events.csv", event_rows(clock.events), EVENT_COLUMNS)
-        text = tok.decode(result.tokens) if tok is not None else ""
+        # a chat answer ends with the template's end-of-turn token: the text is the answer
+        text = tok.decode(result.tokens, skip_special_tokens=chat) if tok is not None else ""
         if interrupted is not None:
             # keep what was generated: the partial trace is written, the run stays
             # unfinished (no metrics), so running again with the same --out redoes it
@@ -231,7 +239,9 @@ def run_generate(
     }
 
 
-def _prompt_tensor(prompt: Any, tokenizer: Any) -> Tensor:
+def _prompt_tensor(prompt: Any, tokenizer: Any, *, raw: bool = False) -> Tensor:
+    """``(1, P)`` ids of a text prompt (through the chat template unless ``raw``, see
+    :func:`analogsim.models.prompt_ids`) or of token ids; an empty one is BOS (or EOS)."""
     if isinstance(prompt, str):
         if tokenizer is None:
             raise ConfigError(
@@ -239,7 +249,7 @@ def _prompt_tensor(prompt: Any, tokenizer: Any) -> Tensor:
                 key="prompt",
                 allowed="a model folder with tokenizer files, or token ids (e.g. 1,2,3)",
             )
-        ids = tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+        ids = prompt_ids(tokenizer, prompt, raw=raw or not prompt)
     else:
         ids = torch.as_tensor(list(prompt), dtype=torch.long)
     if ids.numel() == 0:
@@ -276,10 +286,32 @@ class _IdStreamer:
         print(flush=True)
 
 
-def _stdout_streamer(tokenizer: Any) -> Any:
+def _stdout_streamer(tokenizer: Any, chat_message: str | None = None) -> Any:
+    """Prints the text as it comes: the prompt and its continuation; for a chat prompt,
+    the user's message on one line and the answer without the template's tokens."""
     if tokenizer is None:
         return _IdStreamer()
-    return TextStreamer(tokenizer, skip_prompt=False)
+    if chat_message is None:
+        return TextStreamer(tokenizer, skip_prompt=False)
+    return _ChatStreamer(tokenizer, chat_message)
+
+
+class _ChatStreamer:
+    """Prints the user's message when generation starts, then the answer as it comes
+    (the chat template's system turn and special tokens are not printed)."""
+
+    def __init__(self, tokenizer: Any, message: str) -> None:
+        self.inner = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.message: str | None = message
+
+    def put(self, value: Tensor) -> None:
+        if self.message is not None:
+            print(self.message, flush=True)
+            self.message = None
+        self.inner.put(value)
+
+    def end(self) -> None:
+        self.inner.end()
 
 
 def _cliff_note(cliff: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,14 +10,14 @@ import sys
 import pytest
 import torch
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from analogsim.bench.clock import run_generation_bench
 from analogsim.bench.run import BENCH_COLUMNS
 from analogsim.cli import main
 from analogsim.clock.core import Clock
 from analogsim.errors import ConfigError
-from analogsim.models import LoadedModel
+from analogsim.models import LoadedModel, load_model
 from analogsim.models.tiny_gpt2 import train_tokenizer
 from analogsim.report.rundir import read_csv
 from analogsim.studies.generate import GenerateOptions, run_generate
@@ -281,6 +281,65 @@ def test_cli_bad_input_is_one_clear_error(model_folder, tmp_path, monkeypatch, c
         str(tmp_path / "y"),
     )
     assert code == 2 and "schedule" in err
+
+
+# ------------------------------------------------------------------ chat template
+
+CHAT = (
+    "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+
+
+@pytest.fixture
+def chat_folder(model_folder):
+    """The tiny GPT-2 of ``model_folder`` with a chat template in its tokenizer."""
+    tok = AutoTokenizer.from_pretrained(model_folder)
+    tok.chat_template = CHAT
+    tok.save_pretrained(model_folder)
+    return model_folder
+
+
+def _prompt_text(out) -> str:
+    man = json.loads((out / "manifest.json").read_text())
+    tok = AutoTokenizer.from_pretrained(man["config"]["model"])
+    return tok.decode(man["prompt_ids"])
+
+
+def test_cli_chat_prompt_is_a_user_message_and_raw_prompt_skips_it(
+    chat_folder, tmp_path, monkeypatch, capsys
+):
+    args = ("generate", str(chat_folder), "--prompt", "the return", "--tokens", "4")
+    code, stdout, _ = _main(monkeypatch, capsys, *args, "--out", str(tmp_path / "chat"))
+    assert code == 0
+    assert _prompt_text(tmp_path / "chat") == "[user] the return\n[assistant] "
+    assert stdout.startswith("the return\n")  # the message, not the template's text
+    assert "[user]" not in stdout and "[assistant]" not in stdout
+    man = json.loads((tmp_path / "chat" / "manifest.json").read_text())
+    assert man["config"]["chat_template"] is True and man["config"]["raw_prompt"] is False
+    code, stdout, _ = _main(
+        monkeypatch, capsys, *args, "--raw-prompt", "--out", str(tmp_path / "raw")
+    )
+    assert code == 0
+    assert _prompt_text(tmp_path / "raw") == "the return"
+    assert stdout.startswith("the return")
+    man = json.loads((tmp_path / "raw" / "manifest.json").read_text())
+    assert man["config"]["chat_template"] is False and man["config"]["raw_prompt"] is True
+
+
+def test_api_raw_prompt_and_token_ids(chat_folder, tmp_path):
+    lm = load_model(str(chat_folder), progress=False)
+    chat = run_generate(lm, prompt="the return", tokens=3, out=tmp_path / "a", plots=False)
+    raw = run_generate(
+        lm, GenerateOptions(prompt="the return", raw_prompt=True, tokens=3), out=tmp_path / "b"
+    )
+    assert _prompt_text(tmp_path / "a").startswith("[user] the return")
+    assert _prompt_text(tmp_path / "b") == "the return"
+    assert chat["metrics"]["tokens"] == raw["metrics"]["tokens"] == 3
+    # token ids never go through the template
+    run_generate(lm, prompt=[5, 6], tokens=2, out=tmp_path / "c", plots=False)
+    man = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert man["prompt_ids"] == [5, 6] and man["config"]["chat_template"] is False
 
 
 # ------------------------------------------------------------------ bench
