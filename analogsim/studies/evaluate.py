@@ -26,6 +26,7 @@ from analogsim.models import LoadedModel, load_model
 from analogsim.models.quality import quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
+from analogsim.units import format_time
 
 EVAL_COLUMNS = ["model", "mapping", "device", "seed", "time_s", "temperature_K", "metric", "value"]
 EVAL_KEYS = ["model", "mapping", "device", "seed", "time_s", "temperature_K"]
@@ -160,7 +161,9 @@ def evaluate(
             for p in todo:
                 am.at(p["time_s"], p["temperature_K"])
                 emit({**p, "metric": quality.name, "value": _safe(quality.score, am)})
-                advance(1, status=f"seed {seed} t={p['time_s']:.3g}s T={p['temperature_K']:g}K")
+                advance(
+                    1, status=f"seed {seed} t={format_time(p['time_s'])} T={p['temperature_K']:g}K"
+                )
     return rows
 
 
@@ -170,14 +173,24 @@ def _safe(score: Callable[[nn.Module], float], model: nn.Module) -> float:
     return v if not math.isnan(v) else float("nan")
 
 
+NUMERIC_COLUMNS = frozenset({"time_s", "temperature_K"})
+"""Columns of the evaluation rows that hold numbers (floats in every summary)."""
+
+
 def summarize(
     rows: Iterable[dict[str, Any]],
     by: Sequence[str] = ("mapping", "device", "time_s", "temperature_K", "metric"),
 ) -> list[dict[str, Any]]:
-    """Mean and standard deviation (over seeds) of ``value`` per group of ``by``."""
+    """Mean and standard deviation (over seeds) of ``value`` per group of ``by``.
+
+    ``rows`` may come from results.csv (every cell text): the group columns that are
+    numbers (:data:`NUMERIC_COLUMNS`: ``time_s``, ``temperature_K``) are floats in the
+    summary, whatever the rows held.
+    """
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in rows:
-        groups[tuple(r[k] for k in by)].append(float(r["value"]))
+        key = tuple(float(r[k]) if k in NUMERIC_COLUMNS else r[k] for k in by)
+        groups[key].append(float(r["value"]))
     out = []
     for key, vals in groups.items():
         finite = [v for v in vals if math.isfinite(v)]
