@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analogsim.devices.physics import TEMPERATURE_RANGE_K as DEVICE_RANGE_K
 from analogsim.errors import ConfigError
 from analogsim.units import (
     TEMPERATURE_RANGE_K,
@@ -253,3 +254,9 @@ def test_format_then_parse_round_trip(suffix, n):
 
 def test_format_temperature():
     assert format_temperature(358.15) == "358.15K (85C)"
+
+
+def test_the_device_layer_uses_the_same_temperature_range():
+    """The CLI's range and the API's (AnalogModel checks against the device layer's copy)
+    are one range."""
+    assert DEVICE_RANGE_K == TEMPERATURE_RANGE_K
