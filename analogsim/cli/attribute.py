@@ -121,7 +121,7 @@ def attribute_cmd(
         print_json(_json(result, str(run.path)))
         return
     _print_tables(result, model, m.name)
-    console.print(result["verdict"], highlight=False, markup=False)
+    console.print(result["verdict"], highlight=False, markup=False, soft_wrap=True)
     console.print(f"run directory: {run.path}")
 
 
@@ -151,7 +151,7 @@ def _print_tables(result: dict[str, Any], model: str, mapping: str) -> None:
     metric = result["metric"]
 
     def fmt(c: Any) -> str:
-        return "" if c is None else format_cost(float(c), hib)
+        return "" if c is None else format_cost(float(c), hib, short=True)
 
     table = Table(title=f"{model} on {mapping}: effects ranked by the quality gained without them")
     for col in ("rank", "effect", "alone", f"without: {metric}", "without", "gain"):

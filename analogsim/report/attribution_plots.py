@@ -98,9 +98,7 @@ def plot_attribution_heatmap(
 
 
 def _cmap() -> Any:
-    cmap = colormaps["magma_r"].copy()
-    cmap.set_bad("#eeeeee")
-    return cmap
+    return colormaps["magma_r"].with_extremes(bad="#eeeeee")
 
 
 def _wide_range(ax: Any, values: Sequence[float]) -> None:

@@ -469,7 +469,7 @@ class _Point:
 
 def run_attribute(
     model: str | LoadedModel,
-    mapping: str | Mapping,
+    mapping: str | Mapping = "all_analog",
     *,
     device: str | None = None,
     age_s: float = 3600.0,
@@ -605,6 +605,8 @@ def run_attribute(
     def fix_point(fix: Fix) -> _Point:
         return _Point("fix", "all", fix.name, _Setting(everything, on_all, fix))
 
+    if run is not None:  # the fixes come on top, decided from these points
+        run.expect(1 + sum(len(p.seeds(seed_list)) for p in points))
     try:
         measure(points, f"attribute {loaded.name} on {m.name}")
         summary = attribution_summary(_rows(run, emit_rows), quality.higher_is_better)
@@ -689,13 +691,16 @@ def _say(
     )
 
 
-def format_cost(cost: float, higher_is_better: bool) -> str:
-    """``x1.43 digital`` (perplexity ratio) or ``-0.021 vs digital`` (accuracy change)."""
+def format_cost(cost: float, higher_is_better: bool, *, short: bool = False) -> str:
+    """``x1.43 digital`` (perplexity ratio) or ``-0.021 vs digital`` (accuracy change);
+    ``short``: ``x1.43`` / ``-0.021``."""
     if not math.isfinite(cost):
         return "lost (inf)"
     if higher_is_better:
-        return f"{-cost:+.3g} vs digital"
-    return f"x{cost + 1:.4g} digital"
+        text = f"{0.0 - cost + 0.0:+.3g}"  # + 0.0: no "-0"
+        return text if short else f"{text} vs digital"
+    text = f"x{cost + 1:.4g}"
+    return text if short else f"{text} digital"
 
 
 # ---------------------------------------------------------------------------- summary
@@ -901,13 +906,13 @@ def _fix_rows(summary: dict[str, Any], fixes: list[Fix]) -> list[dict[str, Any]]
 
 
 def base_note(loaded: LoadedModel) -> str | None:
-    """What the digital baseline already lost, when the loader says (a 4-bit GGUF)."""
+    """What the digital baseline already lost, when the loader says so (``smollm2``: its
+    weights were 4-bit Q4_1 before dequantisation); None for a float model."""
     info = loaded.info or {}
-    for key in ("base_precision", "quantization", "source_quantization"):
-        text = info.get(key)
-        if text:
-            return f"the digital baseline is not the original float model: {text}"
-    return None
+    quant = info.get("quantised_before_dequantisation")
+    if not quant:
+        return None
+    return str(info.get("weights") or f"weights were {quant} before dequantisation")
 
 
 def verdict_text(summary: dict[str, Any], note: str | None = None) -> str:
