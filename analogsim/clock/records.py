@@ -33,7 +33,7 @@ class StepState:
         index: step (token / input) index, 0-based.
         time_s: deployment time, s since programming (``start_age + index * step_time``).
         temperature_K: temperature at ``time_s``, K.
-        equivalent_s: equivalent age per ``(t_ref_K, drift_ea_eV)`` key, s at ``t_ref_K``.
+        equivalent_s: drift age per ``Temperature.age_key``, s at the key's ``t_ref_K``.
         updated: True when the device state was recomputed for this step.
         reasons: why it was (``first``, ``bound``, ``faults``, ``recalibration``).
         sigma: statistical-noise sigma applied at this step (None without a schedule).

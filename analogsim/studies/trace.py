@@ -10,7 +10,7 @@ column                     meaning
 ``token_index``            k = 0, 1, ... (token k is computed with the chip at ``time_s``)
 ``time_s``                 deployment time, s since programming: ``start_age + k token_time``
 ``temperature_K``          temperature at ``time_s`` (the profile), K
-``equivalent_age_s``       Arrhenius-equivalent age of the first device population, s at its
+``equivalent_age_s``       drift age of the first device population (docs/physics.md §4), s at its
                            reference temperature (empty for a digital model)
 ``token``                  the generated token id
 ``token_text``             its text (empty without a tokenizer)
