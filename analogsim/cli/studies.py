@@ -409,19 +409,44 @@ def compare_cmd(
 
 def demo_cmd(
     out: ResumableOutOpt = None,
-    seeds: SeedsOpt = 2,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Smaller study: tiny-gpt2 only, three times.")
+    question: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--question",
+            help="A question to ask instead of the built-in three (repeat for several).",
+        ),
+    ] = None,
+    tokens: Annotated[
+        int, typer.Option("--tokens", min=1, help="New tokens per answer at most (greedy).")
+    ] = 16,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Every partition at 1h, 1d and 1y at 27 C and 85 C (about twice the time).",
+        ),
     ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the programmed chips.")] = 0,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """The offline demo study (what `make demo` runs): partitions of tiny-gpt2 and MiniLM over
-    time and temperature with energy per token, and the digits MLP on three devices. Writes a
-    run directory with results.csv, manifest.json, plots and report.md (resumable with --out)."""
-    from analogsim.studies.demo import run_demo  # lazy: start-up time
+    """The offline demo study (what `make demo` runs): SmolLM2-135M-Instruct (4-bit Q4_1
+    weights, dequantised) answers questions on the all-digital chip and on PCM chips with
+    digital attention + analog MLP and all analog, 1 hour to 1 year after programming at
+    27 C and 85 C; perplexity and energy per token per chip. Prints the answers as they
+    come; writes report.md (answers side by side), results.csv, manifest.json and plots
+    (resumable with --out)."""
+    from analogsim.studies.demo import QUESTIONS, run_demo  # lazy: start-up time
 
-    kw = {"models": ("tiny-gpt2",), "times": (1.0, 86400.0, 365.25 * 86400.0)} if quick else {}
-    path = run_demo(out, seeds=seeds, progress=not no_progress, console=console, **kw)
+    path = run_demo(
+        out,
+        questions=tuple(question) if question else QUESTIONS,
+        tokens=tokens,
+        full=full,
+        seed=seed,
+        progress=not no_progress,
+        console=console,
+    )
+    console.print(f"report: {path / 'report.md'}")
     console.print(f"run directory: {path}")
 
 

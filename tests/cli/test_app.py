@@ -54,7 +54,7 @@ HELP = {
         "--out",
         "--json",
     ],
-    ("demo",): ["--out", "--seeds", "--quick"],
+    ("demo",): ["--out", "--question", "--tokens", "--full", "--seed"],
     ("bench",): ["--out", "--quick"],
     ("plot",): ["run_dir"],
     ("generate",): [

@@ -1,13 +1,12 @@
 """Tests of ``analogsim eval``, ``sweep``, ``compare`` and ``demo``
-(``analogsim/cli/studies.py``) on seconds-scale inputs, plus the demo's report writer
-(``analogsim/studies/demo.py``).
+(``analogsim/cli/studies.py``) on seconds-scale inputs (the demo study itself:
+tests/studies/test_demo.py).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -262,101 +261,23 @@ def test_compare_unknown_mapping_fails_before_any_work(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------------- demo
-def _partition_section(root: Path) -> dict:
-    from analogsim.studies.demo import PARTITIONS
+def test_demo_passes_its_options_to_the_study(cli, tmp_path, monkeypatch):
+    from analogsim.studies import demo
 
-    times = (1.0, YEAR)
-    summary = []
-    for i, m in enumerate(PARTITIONS):
-        for temp in (300.0, 358.15):
-            for t, mean, std in zip(
-                times, (20.0 + i, math.inf if i == 3 else 30.0), (1.0, math.nan), strict=True
-            ):
-                summary.append(
-                    dict(
-                        mapping=m,
-                        vary="",
-                        time_s=t,
-                        temperature_K=temp,
-                        metric="perplexity",
-                        mean=mean,
-                        std=std,
-                        n=2,
-                    )
-                )
-    costs = {
-        (m, ""): {"energy_per_token_J": 1e-6 * (i + 1), "tiles": 4 * i}
-        for i, m in enumerate(PARTITIONS)
-    }
-    return {
-        "kind": "partitions",
-        "model": "tiny-lm",
-        "metric": "perplexity",
-        "res": {"digital": 19.5, "summary": summary, "costs": costs},
-        "plots": [Path("tiny-lm/perplexity_vs_time.png")],
-    }
+    got = {}
 
+    def fake_run_demo(out, **kwargs):
+        got.update(kwargs, out=out)
+        return out if out is not None else tmp_path / "default"
 
-def test_demo_report_from_hand_made_sections():
-    from analogsim.studies.demo import _report
-
-    devices = {
-        "kind": "devices",
-        "digital": 0.97,
-        "summary": [
-            dict(device=d, time_s=t, temperature_K=300.0, mean=0.9, std=0.01)
-            for d in ("pcm", "rram")
-            for t in (1.0, YEAR)
-        ],
-        "plots": [Path("digits-devices/accuracy_vs_time.png")],
-    }
-    text = _report([_partition_section(Path()), devices], 2, (1.0, YEAR))
-    lines = text.splitlines()
-    assert lines[0] == "# analogsim demo"
-    assert "## tiny-lm: partitions (perplexity, lower is better; digital 19.5)" in lines
-    assert "![perplexity_vs_time](tiny-lm/perplexity_vs_time.png)" in lines
-    assert "| partition | energy/token | tiles | T (K) | 1s | 1y |" in lines
-    assert "| all_digital | 1 uJ | 0 | 300 | 20 ± 1 | 30 ± nan |" in lines
-    assert "| all_analog | 4 uJ | 12 | 358.15 | 23 ± 1 | inf ± nan |" in lines
-    # every table row has as many cells as its header
-    for header_i, line in enumerate(lines):
-        if line.startswith("| partition") or line.startswith("| device"):
-            n = line.count("|")
-            assert lines[header_i + 1].count("|") == n
-            for row in lines[header_i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                assert row.count("|") == n, row
-    assert "## digits MLP on three devices (accuracy; digital 0.9700)" in lines
-    assert "| rram | 300 | 0.900 ± 0.010 | 0.900 ± 0.010 |" in lines
-
-
-def test_demo_write_combined(tmp_path):
-    from analogsim.studies.demo import _write_combined
-
-    rows = [{"study": "a", "value": math.inf, "extra": 1}, {"study": "b", "metric": "m"}]
-    _write_combined(tmp_path / "results.csv", rows, ["study", "metric", "value"])
-    assert _csv(tmp_path / "results.csv") == [
-        {"study": "a", "metric": "", "value": "inf"},
-        {"study": "b", "metric": "m", "value": ""},
-    ]
-    assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_run_demo_devices_only(tmp_path):
-    """The device study of the demo on digits-mlp (no transformer: that needs tiny-gpt2)."""
-    from analogsim.studies.demo import DEMO_DEVICES, DEMO_TEMPERATURES, run_demo
-
-    root = run_demo(tmp_path / "demo", models=(), times=(1.0,), seeds=1, progress=False)
-    report = (root / "report.md").read_text()
-    assert "digits MLP on three devices" in report
-    assert (root / "digits-devices" / "accuracy_vs_time.png").exists()
-    rows = _csv(root / "results.csv")
-    analog = [r for r in rows if r["mapping"] != "digital"]
-    assert len(analog) == len(DEMO_DEVICES) * len(DEMO_TEMPERATURES)
-    assert {r["study"] for r in rows} == {"digits-devices"}
-    assert _manifest(root)["status"] == "complete"
-    # again with the same folder: resumes, measures nothing new, same report
-    run_demo(root, models=(), times=(1.0,), seeds=1, progress=False)
-    assert _manifest(root / "digits-devices")["resumed_points"] == len(rows)
-    assert (root / "report.md").read_text() == report
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    out = tmp_path / "d"
+    res = cli("demo", "--out", out, "--question", "Why?", "--question", "How?", "--tokens", "5")
+    assert res.exit_code == 0, res.output
+    assert got["out"] == out and got["questions"] == ("Why?", "How?") and got["tokens"] == 5
+    assert got["full"] is False and got["seed"] == 0
+    assert f"report: {out / 'report.md'}" in " ".join(res.output.split())
+    res = cli("demo", "--full", "--seed", "3", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert got["questions"] == demo.QUESTIONS and got["full"] is True and got["seed"] == 3
+    assert got["progress"] is False
