@@ -41,9 +41,8 @@ T = TypeVar("T")
 TEMPERATURE_RANGE_K = (233.0, 398.15)
 """Temperatures (K) analogsim accepts, inclusive: -40 C (233.15 K, rounded down to 233 K)
 to 125 C (398.15 K), the automotive operating range the device physics is valid in. The
-command line, temperature profiles and :func:`check_temperature_K` use it; the device
-layer's copy (``analogsim.devices.physics.TEMPERATURE_RANGE_K``, behind AnalogModel's
-checks) must equal it until it imports this one (``tests/test_units.py`` checks)."""
+command line, temperature profiles, :func:`check_temperature_K`, the device physics and
+AnalogModel's checks all use this one constant."""
 
 TEMPERATURE_RANGE_TEXT = (
     f"{TEMPERATURE_RANGE_K[0]:g} K to {TEMPERATURE_RANGE_K[1]:g} K (-40 C to 125 C), inclusive"

@@ -257,6 +257,6 @@ def test_format_temperature():
 
 
 def test_the_device_layer_uses_the_same_temperature_range():
-    """The CLI's range and the API's (AnalogModel checks against the device layer's copy)
-    are one range."""
-    assert DEVICE_RANGE_K == TEMPERATURE_RANGE_K
+    """The CLI's range and the API's (AnalogModel checks through the device layer) are one
+    object, defined in units.py."""
+    assert DEVICE_RANGE_K is TEMPERATURE_RANGE_K

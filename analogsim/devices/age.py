@@ -64,7 +64,7 @@ def as_device_time(t: float | DeviceTime) -> DeviceTime:
 
 
 def check_temperature(value: Any, name: str, *, allow_none: bool = True) -> float | None:
-    """``value`` as kelvin in :data:`~analogsim.devices.physics.TEMPERATURE_RANGE_K`
+    """``value`` as kelvin in :data:`~analogsim.units.TEMPERATURE_RANGE_K`
     (``None`` passes when allowed); a ``ValueError`` naming ``name`` otherwise."""
     lo, hi = TEMPERATURE_RANGE_K
     if value is None and allow_none:

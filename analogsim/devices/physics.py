@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from analogsim.units import TEMPERATURE_RANGE_K
+
 BOLTZMANN_EV_PER_K = 8.617333262e-5
 """Boltzmann constant in eV/K (CODATA 2018, exact by SI definition)."""
 
@@ -179,11 +181,9 @@ def levels_for_bits(bits: int) -> int:
 # --------------------------------------------------------------------------------------
 # temperature: the range the device physics is valid in, conduction and relaxation
 
-TEMPERATURE_RANGE_K = (233.0, 398.15)
-"""Temperatures (K) the device physics accepts, inclusive: -40 C (233.15 K, rounded down to
-233 K) to 125 C (398.15 K), the automotive operating range. Every temperature argument of
-the API (read, programming, profiles seen by the chip) is checked against it, and a card's
-conduction slope is validated so that the read-out stays monotone over all of it."""
+# TEMPERATURE_RANGE_K (233 K to 398.15 K, -40 C to 125 C) is defined once, in analogsim.units
+# (the ground layer); every temperature argument of the API and a card's monotonicity
+# check use it.
 
 
 def conduction_ea(g_rel: Tensor, ea_gmax_eV: float, slope_eV: float, ea_max_eV: float) -> Tensor:

@@ -19,7 +19,7 @@ one :class:`~analogsim.devices.age.DeploymentAge`; 1/f read noise runs on the wa
 profile. Device state is always recomputed from the programmed state at the new ages.
 
 Times must be finite and >= 0 s and temperatures in
-:data:`~analogsim.devices.physics.TEMPERATURE_RANGE_K` (233 K to 398.15 K): anything
+:data:`~analogsim.units.TEMPERATURE_RANGE_K` (233 K to 398.15 K): anything
 else raises ``ValueError`` naming the argument.
 
 Probes
@@ -108,7 +108,7 @@ class AnalogModel(nn.Module):
             temperature_K: the programming temperature, K: write-verify reaches the targets
                 at this temperature, and a read at another temperature moves them by each
                 state's activation energy (docs/physics.md section 4). In
-                :data:`~analogsim.devices.physics.TEMPERATURE_RANGE_K`.
+                :data:`~analogsim.units.TEMPERATURE_RANGE_K`.
         """
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
