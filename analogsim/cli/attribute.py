@@ -70,11 +70,9 @@ def attribute_cmd(
 ) -> None:
     """Where a partition loses quality: each non-ideality and each place in turn, ranked.
 
-    Turns one effect on at a time (programming noise, drift, temperature, accumulated
-    noise, faults, DAC, ADC, output noise, per-MVM read noise, digital quantizers) and
-    one place at a time analog, then re-evaluates the partition with the knob that
-    addresses each top cause. Writes results.csv, ranking.csv, verdict.txt, a heat map
-    and ranked bars; re-running with the same --out resumes.
+    One effect on at a time, one place (--by) at a time analog, one effect off at a time.
+    The knob of each top cause is re-evaluated on the whole partition (docs/attribution.md).
+    Writes results.csv, ranking.csv, verdict.txt, a heat map and ranked bars; --out resumes.
     """
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
     from analogsim.models import load_model
