@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 
 from analogsim import __version__
 from analogsim.cli import attribute, bench, clock, devices, models, studies, train
@@ -82,7 +83,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         if key not in _shown:
             _shown.add(key)
             err_console.print(
-                f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+                f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True
             )
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
@@ -111,7 +112,8 @@ def main() -> None:
     try:
         app()
     except AnalogsimError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        # escape: messages name card sections as [conductance], which rich would eat as markup
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()
@@ -123,7 +125,7 @@ def main() -> None:
         if exc.errno not in _WRITE_ERRNOS:
             raise
         err_console.print(
-            f"[bold red]error:[/bold red] cannot write {exc.filename or 'a file'} "
+            f"[bold red]error:[/bold red] cannot write {escape(str(exc.filename or 'a file'))} "
             f"({exc.strerror}); finished points are kept in the run directory: free space or "
             "choose a writable --out, then rerun the same command to continue",
             soft_wrap=True,

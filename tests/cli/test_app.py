@@ -145,3 +145,19 @@ def test_own_warnings_print_one_line_once(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("warning: places nothing analog") == 1, err
     assert [str(m) for m in seen] == ["from elsewhere"]
+
+
+def test_error_lines_keep_square_brackets(monkeypatch, capsys, tmp_path):
+    """Card errors name their section as [conductance]; rich must not eat it as markup."""
+    card = tmp_path / "bad.toml"
+    card.write_text(
+        'name = "x"\ntechnology = "pcm"\n[conductance]\ng_min_uS = 0.0\ng_maxx_uS = 1.0\n'
+    )
+    monkeypatch.setattr(sys, "argv", ["analogsim", "device", "show", str(card)])
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unknown key 'g_maxx_uS' in [conductance];" in err
+    assert str(card) in err
