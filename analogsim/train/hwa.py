@@ -86,6 +86,7 @@ from analogsim.devices.age import DeploymentAge, DeviceTime
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.rng import derive_seed
 from analogsim.mapping.convert import DigitalQuantized
+from analogsim.progress import progress_bar
 from analogsim.tiles.config import TileConfig
 from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
 from analogsim.tiles.io import IOPlan, drift_compensation, drift_readout, tile_mvm
@@ -274,17 +275,22 @@ class HWAContext:
             self._lookups[key] = lks
         return lks
 
-    def prepare(self, devices: list[DeviceModel]) -> None:
+    def prepare(self, devices: list[DeviceModel], *, progress: bool = False) -> None:
         """Build the surrogate tables of every grid point for ``devices`` now (else they are
-        built on first use), so that training steps cost the same from the first one."""
+        built on first use), so that training steps cost the same from the first one.
+
+        This is the same statistics ``device show`` computes, one table per (device, age,
+        temperature) of the grid: seconds to minutes; ``progress`` shows a bar (stderr)."""
         saved = (self.time_s, self.temperature_K)
-        for dev in devices:
-            if dev.is_ideal:
-                continue
-            for temp in self.temperatures:
-                for t in self.times:
-                    self.time_s, self.temperature_K = t, temp
-                    self.lookups(dev)
+        real = [dev for dev in devices if not dev.is_ideal]
+        total = len(real) * len(self.temperatures) * len(self.times)
+        with progress_bar("hwa device tables", total, progress and total > 0) as advance:
+            for dev in real:
+                for temp in self.temperatures:
+                    for t in self.times:
+                        self.time_s, self.temperature_K = t, temp
+                        self.lookups(dev)
+                        advance(1)
         self.time_s, self.temperature_K = saved
 
     def noise(self, name: str = "") -> NoiseSource:
@@ -555,7 +561,9 @@ class HWAEmbedding(nn.Module):
 
 
 # ---------------------------------------------------------------------------- install
-def install_hwa(model: nn.Module, config: HWAConfig | None = None, seed: int = 0) -> HWAContext:
+def install_hwa(
+    model: nn.Module, config: HWAConfig | None = None, seed: int = 0, *, progress: bool = False
+) -> HWAContext:
     """Make a converted model hardware-aware for training, in place; return the context.
 
     * every :class:`AnalogLayer` gets ``layer.hwa = HWAForward(ctx, name)``;
@@ -580,7 +588,7 @@ def install_hwa(model: nn.Module, config: HWAConfig | None = None, seed: int = 0
         for mod in root.modules():
             if isinstance(mod, HWAEmbedding):
                 devices[id(mod._shim.device_model)] = mod._shim.device_model
-        ctx.prepare(list(devices.values()))
+        ctx.prepare(list(devices.values()), progress=progress)
     return ctx
 
 

@@ -284,6 +284,7 @@ def fit(
     start_metric = digital_score(base)
     ctx = None
     noise = None
+    prepare_seconds = 0.0  # hwa's device tables, built before the first step
     if cfg.method == "plain":
         net = copy.deepcopy(base.model)
     else:
@@ -296,7 +297,9 @@ def fit(
                 value=mapping.name,
             )
         if cfg.method == "hwa":
-            ctx = install_hwa(net, cfg.hwa, seed=cfg.seed)
+            t_prepare = time.perf_counter()
+            ctx = install_hwa(net, cfg.hwa, seed=cfg.seed, progress=progress)
+            prepare_seconds = time.perf_counter() - t_prepare
         else:
             noise = install_learned_noise(net, cfg.learned, seed=cfg.seed)
 
@@ -403,6 +406,7 @@ def fit(
         "steps": step,
         "train_seconds": train_seconds,
         "seconds_per_step": train_seconds / max(step, 1),
+        "prepare_seconds": prepare_seconds,
     }
     extra: dict[str, Any] = {}
     if noise is not None:

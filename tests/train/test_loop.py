@@ -72,3 +72,30 @@ def test_dropout_override_is_for_training_only() -> None:
     assert _set_dropout(net, None) == []
     with pytest.raises(ConfigError, match="dropout"):
         TrainConfig(dropout=1.5)
+
+
+def test_hwa_reports_the_time_of_its_device_tables(digits_fits) -> None:
+    """The surrogate tables are built before the first step: their time is reported beside
+    the training time (issue 10: long work counts honestly), zero for the other methods."""
+    hwa = digits_fits["hwa"].metrics
+    assert hwa["prepare_seconds"] > 0
+    assert digits_fits["plain"].metrics["prepare_seconds"] == 0.0
+    assert digits_fits["learned-noise"].metrics["prepare_seconds"] == 0.0
+
+
+def test_hwa_table_progress_counts_every_grid_point(monkeypatch) -> None:
+    import analogsim.train.hwa as hwa_mod
+    from analogsim.devices import load_device
+    from analogsim.train.hwa import HWAContext
+
+    seen: list[tuple[str, int, bool]] = []
+    real = hwa_mod.progress_bar
+
+    def spy(description, total, enabled, **kw):
+        seen.append((description, total, enabled))
+        return real(description, total, False)
+
+    monkeypatch.setattr(hwa_mod, "progress_bar", spy)
+    ctx = HWAContext(fast_hwa(), seed=0)
+    ctx.prepare([load_device("pcm"), load_device("ideal")], progress=True)
+    assert seen == [("hwa device tables", len(ctx.times) * len(ctx.temperatures), True)]
