@@ -40,6 +40,7 @@ from analogsim.mapping.convert import convert
 from analogsim.metrics._util import context_length
 from analogsim.models.tiny_gpt2 import DEFAULT_RECIPE, cached_build_is_valid, load_tiny_gpt2
 from analogsim.paths import cache_dir
+from analogsim.units import format_time
 
 __all__ = ["bench_model", "run_generation_bench"]
 
@@ -78,6 +79,9 @@ def run_generation_bench(
     name: str | None = None,
     threads: int | None = None,
     console: Any = None,
+    ages: tuple[float, ...] = (3600.0, YEAR),
+    extreme_tokens: int = 32,
+    extreme_rounds: int = 3,
 ) -> list[dict[str, Any]]:
     """Measure clocked generation against plain ``generate``; return bench rows.
 
@@ -91,17 +95,24 @@ def run_generation_bench(
             the current setting. On a small shared machine 1 thread avoids OpenMP
             spin-wait contention that makes every time (plain and clocked) noisy.
         console: a rich console to print a table to.
+        ages: start ages of the realistic (1 s/token) cases.
+        extreme_tokens, extreme_rounds: at most so many tokens and rounds in the extreme
+            (1 d/token) case, where every token pays a full state update.
     """
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
-        return _bench(quick, tokens, rounds, model, name, console)
+        return _bench(
+            quick, tokens, rounds, model, name, console, ages, extreme_tokens, extreme_rounds
+        )
     finally:
         torch.set_num_threads(before)
 
 
-def _bench(quick, tokens, rounds, model, name, console) -> list[dict[str, Any]]:
+def _bench(
+    quick, tokens, rounds, model, name, console, ages, extreme_tokens, extreme_rounds
+) -> list[dict[str, Any]]:
     if model is None:
         model, name = bench_model()
     name = name or type(model).__name__
@@ -113,17 +124,14 @@ def _bench(quick, tokens, rounds, model, name, console) -> list[dict[str, Any]]:
     ids = torch.randint(1, model.config.vocab_size, (1, 8), generator=g)
     am = convert(model, "all_analog", device="pcm").program(0)
     hf = am.model
-    cases = [
-        ("realistic", 1.0, 3600.0, "1 s/token, age 1 h"),
-        ("realistic", 1.0, YEAR, "1 s/token, age 1 y"),
-        ("extreme", 86400.0, 3600.0, "1 d/token from age 1 h"),
-    ]
+    cases = [("realistic", 1.0, a, f"1 s/token, age {format_time(a)}") for a in ages]
+    cases.append(("extreme", 86400.0, 3600.0, "1 d/token from age 1 h"))
     rows: list[dict[str, Any]] = []
     threads = torch.get_num_threads()
     for regime, step, age, label in cases:
         # every extreme token pays a full state update: fewer tokens and rounds suffice
-        n_case = n if regime == "realistic" else min(n, 32)
-        reps_case = reps if regime == "realistic" else min(reps, 3)
+        n_case = n if regime == "realistic" else min(n, extreme_tokens)
+        reps_case = reps if regime == "realistic" else min(reps, extreme_rounds)
         case = f"{name}, {n_case} tokens, {label}"
         gc = generation_config(n_case)
 

@@ -29,8 +29,10 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analogsim.bench.clock import run_generation_bench
+from analogsim.bench.smollm2 import run_smollm2_bench
 from analogsim.bench.timing import interleaved
 from analogsim.bench.training import bench_training_step
+from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import mapping_from_dict
 from analogsim.models import load_model
@@ -413,10 +415,32 @@ def run_case(
     return rows
 
 
+ONLY = ("smollm2",)
+"""Benchmarks run alone with ``only=`` (``analogsim bench --only NAME``)."""
+
+
 def run_benchmarks(
-    out: str | Path | None = None, *, quick: bool = False, console: Any = None
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    console: Any = None,
+    only: str | None = None,
 ) -> Path:
-    """All benchmark cases; results.csv + manifest in a run directory; returns its path."""
+    """All benchmark cases (or the one named by ``only``: ``smollm2``, the sweep point
+    and clocked generation on SmolLM2-135M); results.csv + manifest in a run directory;
+    returns its path."""
+    if only is not None:
+        if only not in ONLY:
+            raise ConfigError("unknown benchmark", key="only", value=only, allowed=", ".join(ONLY))
+        config = {"quick": quick, "only": only, "threads": torch.get_num_threads()}
+        with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
+            if not run.rows:
+                rows = run_smollm2_bench(quick=quick, console=console)
+                run.write(rows)
+            if console is not None:  # rows read back from the run directory: text cells
+                nums = ("median_ms", "digital_ms", "ratio")
+                _print([{**r, **{k: float(r[k]) for k in nums}} for r in run.rows], console)
+        return run.path
     cases: list[Callable[[], Case]] = [digits_case]
     cases.append((lambda: wide_mlp_case(1024, 3, 64)) if quick else wide_mlp_case)
     if not quick:

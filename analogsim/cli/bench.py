@@ -18,9 +18,17 @@ def bench_cmd(
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes and few rounds (a smoke run).")
     ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Run one benchmark alone: smollm2 (a sweep point and clocked generation "
+            "on SmolLM2-135M).",
+        ),
+    ] = None,
 ) -> None:
     """Speed and memory ratios (analog vs digital, analogsim vs aihwkit), measured in one run."""
     from analogsim.bench.run import run_benchmarks  # lazy: start-up time
 
-    path = run_benchmarks(out, quick=quick, console=console)
+    path = run_benchmarks(out, quick=quick, console=console, only=only)
     console.print(f"run directory: {path}")

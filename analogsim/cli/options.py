@@ -38,6 +38,8 @@ DEFAULT_TOLERANCE = 0.005
 DEFAULT_TIMES = "1s,1h,1d,1y"
 #: = their default ``temperatures`` (300 K).
 DEFAULT_TEMPERATURE = "300K"
+#: = ``analogsim.models.quality.DEFAULT_MAX_TOKENS`` (that module loads torch).
+DEFAULT_MAX_TOKENS = 4096
 
 # ---------------------------------------------------------------------------- shared options
 ModelArg = Annotated[
@@ -88,6 +90,25 @@ NoiseOpt = Annotated[str, _noise]
 MaybeNoiseOpt = Annotated[str | None, _noise]
 RelativeOpt = Annotated[
     bool, typer.Option("--relative", help="Sigma relative to each layer's weight std.")
+]
+
+# the evaluation text of language models (eval, sweep, compare)
+TextOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--text",
+        help="UTF-8 text file a language model is scored on (perplexity). Default: the "
+        "held-out part of Python's help text (pydoc_data.topics) of the built-in models.",
+    ),
+]
+MaxTokensOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-tokens",
+        min=2,
+        help="Score a language model on the first N tokens of the text (sliding windows "
+        "of 256 tokens, stride 128).",
+    ),
 ]
 
 # options of the clocked commands (generate, stream)

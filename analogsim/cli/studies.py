@@ -8,17 +8,19 @@ Imports of the API (torch and above) sit inside the command bodies so that
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from analogsim.cli.options import (
+    DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
     DEFAULT_TIMES,
     DeviceOpt,
     JsonOpt,
     MappingOpt,
+    MaxTokensOpt,
     ModelArg,
     NoiseOpt,
     NoProgressOpt,
@@ -26,6 +28,7 @@ from analogsim.cli.options import (
     ResumableOutOpt,
     SeedsOpt,
     TemperaturesOpt,
+    TextOpt,
     TimesOpt,
     console,
     parse_floats,
@@ -43,13 +46,18 @@ def eval_cmd(
     times: TimesOpt = DEFAULT_TIMES,
     temperature: TemperaturesOpt = DEFAULT_TEMPERATURE,
     seeds: SeedsOpt = 3,
+    text: TextOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     out: ResumableOutOpt = None,
     json_out: JsonOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Quality of a model on a simulated chip over deployment time and temperature.
 
-    Prints mean and std over seeds; writes results.csv, manifest.json and a plot.
+    A language model is scored by perplexity on the first 4,096 tokens (--max-tokens) of
+    the held-out part of Python's help text (pydoc_data.topics), or of --text FILE.
+    Prints mean and std over seeds and one line per point as it ends (stderr); writes
+    results.csv, manifest.json and a plot.
     """
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
     from analogsim.models import load_model
@@ -60,7 +68,9 @@ def eval_cmd(
     tlist = parse_times(times, key="--times")
     temps = parse_temperatures(temperature, key="--temperature")
     m = load_mapping(mapping)
+    _check_text(text)  # a bad file: no model loaded, no run directory
     loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
+    _check_text(text, loaded, max_tokens)
     config = {
         "model": model,
         "mapping": m.name,
@@ -69,9 +79,22 @@ def eval_cmd(
         "times_s": tlist,
         "temperatures_K": temps,
         "seeds": list(range(seeds)),
+        "text": str(text) if text else None,
+        "max_tokens": max_tokens,
     }
     with RunDir(out, "eval", config, EVAL_COLUMNS, EVAL_KEYS, cards=cards_of(m, device)) as run:
-        evaluate(loaded, m, device, tlist, temps, seeds, run=run, progress=not no_progress)
+        evaluate(
+            loaded,
+            m,
+            device,
+            tlist,
+            temps,
+            seeds,
+            run=run,
+            progress=not no_progress,
+            text=text,
+            max_tokens=max_tokens,
+        )
         rows = run.rows
         analog = [r for r in rows if r["mapping"] != "digital"]
         summary = summarize(analog)
@@ -143,6 +166,8 @@ def sweep_cmd(
             "--multiple", help="Multiples of the baseline to locate (e.g. 2x perplexity)."
         ),
     ] = "2",
+    text: TextOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     out: ResumableOutOpt = None,
     json_out: JsonOpt = False,
     no_progress: NoProgressOpt = False,
@@ -150,7 +175,10 @@ def sweep_cmd(
     """Statistical weight-noise sweep: quality against sigma, seeded, weights restored between levels.
 
     Reports mean and spread over seeds and the sigma where the metric first crosses each
-    threshold, interpolated between grid points (log scale for perplexity).
+    threshold, interpolated between grid points (log scale for perplexity). A language
+    model is scored on the first 4,096 tokens (--max-tokens) of the held-out part of
+    Python's help text (pydoc_data.topics), or of --text FILE. The unperturbed model is
+    scored once (sigma 0 reuses it); one line per point is printed as it ends (stderr).
     """
     from analogsim.models import load_model  # lazy: start-up time
     from analogsim.report.plots import plot_sweep
@@ -161,7 +189,9 @@ def sweep_cmd(
     role_list = parse_roles(roles)
     levels = parse_floats(threshold, key="threshold")
     mults = parse_floats(multiple, key="multiple")
+    _check_text(text)  # a bad file: no model loaded, no run directory
     loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
+    _check_text(text, loaded, max_tokens)
     config = {
         "model": model,
         "noise": noise,
@@ -171,6 +201,8 @@ def sweep_cmd(
         "include_embeddings": include_embeddings,
         "include_bias": not no_bias,
         "seeds": list(range(seeds)),
+        "text": str(text) if text else None,
+        "max_tokens": max_tokens,
     }
     with RunDir(out, "sweep", config, SWEEP_COLUMNS, SWEEP_KEYS) as run:
         res = run_sweep(
@@ -182,6 +214,8 @@ def sweep_cmd(
             include_embeddings=include_embeddings,
             include_bias=not no_bias,
             seeds=seeds,
+            text=text,
+            max_tokens=max_tokens,
             run=run,
             progress=not no_progress,
         )
@@ -291,11 +325,19 @@ def compare_cmd(
             "--costs", help="Per-operation cost file (default devices/costs/default.toml)."
         ),
     ] = None,
+    text: TextOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     out: ResumableOutOpt = None,
     json_out: JsonOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Compare chip partitions: quality over time and temperature, energy per token, tiles."""
+    """Compare chip partitions: quality over time and temperature, energy per token, tiles.
+
+    A language model is scored on the first 4,096 tokens (--max-tokens) of the held-out
+    part of Python's help text (pydoc_data.topics), or of --text FILE. The digital model
+    and a partition without analog layers are scored once; one line per point is printed
+    as it ends (stderr).
+    """
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
     from analogsim.models import builtin_models, load_model
     from analogsim.report.plots import plot_metric_vs_time, plot_quality_vs_energy
@@ -322,7 +364,9 @@ def compare_cmd(
     tlist = parse_times(times, key="--times")
     temps = parse_temperatures(temperature, key="--temperature")
     v = parse_vary(vary) if vary else None
+    _check_text(text)  # a bad file: no model loaded, no run directory
     loaded = load_model(model, progress=not no_progress)  # a bad name: no run directory
+    _check_text(text, loaded, max_tokens)
     config = {
         "model": model,
         "mappings": [m.name for m in maps],
@@ -334,6 +378,8 @@ def compare_cmd(
         "precision": precision,
         "weight_memory": weight_memory,
         "costs": costs,
+        "text": str(text) if text else None,
+        "max_tokens": max_tokens,
     }
     cards: dict = {}
     for m in maps:
@@ -352,6 +398,8 @@ def compare_cmd(
             costs=costs,
             run=run,
             progress=not no_progress,
+            text=text,
+            max_tokens=max_tokens,
         )
         metric = res["metric"]
         series = ("mapping", "vary") if v else ("mapping",)
@@ -405,6 +453,20 @@ def compare_cmd(
     if res["digital"] is not None:
         console.print(f"digital {metric}: {res['digital']:.4g}")
     console.print(f"run directory: {run.path}")
+
+
+def _check_text(text: Path | None, loaded: Any = None, max_tokens: int = 2) -> None:
+    """Refuse a missing, empty or binary --text file before any work (the model not yet
+    loaded); with the ``loaded`` model, a text it cannot be scored on (not a language
+    model, no tokenizer, under 2 tokens) before the run directory is made."""
+    if text is None:
+        return
+    from analogsim.models.quality import evaluation_text, quality_metric  # lazy: start-up
+
+    if loaded is None:
+        evaluation_text(text, key="--text")
+    else:
+        quality_metric(loaded, max_tokens=max_tokens, text=text)
 
 
 def demo_cmd(

@@ -126,7 +126,9 @@ def perturb(
         gen = torch.Generator(device=t.param.device).manual_seed(derive_seed(seed, "sweep", key))
         base = t.original
         eps = weight_noise(base, noise, sigma, generator=gen, relative=relative, **params)
-        t.param.copy_(base + eps)
+        # written into the parameter: no temporary (allocating and page-faulting a copy
+        # of every weight made a sweep point on smollm2 cost 1.6x an evaluation)
+        torch.add(base, eps, out=t.param)
 
 
 @torch.no_grad()

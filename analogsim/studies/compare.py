@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from analogsim.cost.attention import attention_macs_per_token
@@ -24,6 +25,7 @@ from analogsim.errors import ConfigError
 from analogsim.mapping.rules import Mapping, load_mapping, resolve_plan
 from analogsim.metrics._util import context_length
 from analogsim.models import LoadedModel, load_model
+from analogsim.models.quality import DEFAULT_MAX_TOKENS
 from analogsim.report.rundir import RunDir
 from analogsim.studies.evaluate import evaluate, summarize
 from analogsim.tiles.config import TILE_KEYS, TileConfig
@@ -159,8 +161,15 @@ def run_compare(
     costs: str | None = None,
     run: RunDir | None = None,
     progress: bool = True,
+    text: str | Path | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> dict[str, Any]:
-    """Quality and cost of each partition (and varied value). Returns rows, summary, costs."""
+    """Quality and cost of each partition (and varied value). Returns rows, summary, costs.
+
+    ``text`` / ``max_tokens``: the evaluation text (file path or text) and its length in
+    tokens (see :func:`analogsim.studies.evaluate.evaluate`). The digital model is scored
+    once and a partition without analog layers once (its rows copy the score).
+    """
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
     table = load_costs(costs)
     context = _context_tokens(loaded)
@@ -180,6 +189,7 @@ def run_compare(
             )
     if run is not None:
         run.expect(1 + len(pairs) * seeds * len(temperatures) * len(times))
+    digital: float | None = None
     for (m, label), plan in zip(pairs, plans, strict=True):
         rep = estimate_cost(
             plan,
@@ -199,7 +209,7 @@ def run_compare(
             "breakdown_J": rep.breakdown_J,
             "latency_per_token_s": getattr(rep, "latency_per_token_s", None),
         }
-        rows += evaluate(
+        new = evaluate(
             loaded,
             m,
             device,
@@ -209,7 +219,15 @@ def run_compare(
             run=run,
             progress=progress,
             extra={"vary": label},
+            text=text,
+            max_tokens=max_tokens,
+            digital=digital,
         )
+        if digital is None:
+            digital = next((float(r["value"]) for r in new if r["mapping"] == "digital"), None)
+        elif run is None:  # the digital row once, as in results.csv
+            new = [r for r in new if r["mapping"] != "digital"]
+        rows += new
     all_rows = run.rows if run is not None else rows
     summary = summarize(
         [r for r in all_rows if r["mapping"] != "digital"],

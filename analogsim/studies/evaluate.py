@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,9 +23,9 @@ from analogsim.devices import DeviceModel, load_device
 from analogsim.devices.age import DeploymentAge
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
-from analogsim.mapping.rules import Mapping, cards_of, load_mapping
+from analogsim.mapping.rules import Mapping, cards_of, load_mapping, resolve_plan
 from analogsim.models import LoadedModel, load_model
-from analogsim.models.quality import quality_metric
+from analogsim.models.quality import DEFAULT_MAX_TOKENS, quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
 from analogsim.units import format_time
@@ -100,8 +102,18 @@ def evaluate(
     progress: bool = True,
     label: str | None = None,
     extra: dict[str, Any] | None = None,
+    text: str | Path | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    digital: float | None = None,
 ) -> list[dict[str, Any]]:
     """Quality of ``model`` on ``mapping`` over time and temperature, several seeds.
+
+    Language models are scored on the first ``max_tokens`` tokens of ``text`` (a file
+    path or the text itself; default: the built-in held-out part of Python's help text,
+    see :func:`analogsim.models.quality.quality_metric`). ``digital``: the digital
+    model's score when already known (it is reused, not measured again). A mapping with
+    no analog layer is scored once: its rows at every seed, time and temperature copy
+    that score. With ``progress``, one line per point is printed on stderr as it ends.
 
     Each seed programs the chip once; the same programmed state is then read at every
     (time, temperature): state sampled once, time recomputed. Rows (also appended to
@@ -113,7 +125,8 @@ def evaluate(
     loaded = load_model(model, progress=progress) if isinstance(model, str) else model
     m = load_mapping(mapping).with_device(device)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    quality = quality_metric(loaded)
+    quality = quality_metric(loaded, max_tokens=max_tokens, text=text)
+    analog = any(p.device is not None for p in resolve_plan(loaded.model, m).layers)
     mname = label or m.name
     dname = device or ",".join(sorted(cards_of(m)))
     rows: list[dict[str, Any]] = []
@@ -136,7 +149,10 @@ def evaluate(
     if run is not None:
         run.expect(1 + len(seed_list) * len(temperatures) * len(times))
     if run is None or not run.done(**base_point):
-        emit({**base_point, "metric": quality.name, "value": _safe(quality.score, loaded.model)})
+        value = digital if digital is not None else _safe(quality.score, loaded.model)
+        emit({**base_point, "metric": quality.name, "value": value})
+        say(progress, f"{loaded.name} digital: {quality.name} {value:.4g}")
+    constant: float | None = None  # the score of a mapping without analog layers
     total = len(seed_list) * len(temperatures) * len(times)
     with progress_bar(f"eval {loaded.name} on {mname}", total, progress) as advance:
         for seed in seed_list:
@@ -157,14 +173,35 @@ def evaluate(
             advance(len(points) - len(todo))
             if not todo:
                 continue
-            am = convert(loaded.model, m).program(seed)
+            am = None
+            if analog or constant is None:
+                am = convert(loaded.model, m).program(seed)
             for p in todo:
-                am.at(p["time_s"], p["temperature_K"])
-                emit({**p, "metric": quality.name, "value": _safe(quality.score, am)})
+                if am is not None and analog:
+                    am.at(p["time_s"], p["temperature_K"])
+                    value = _safe(quality.score, am)
+                else:
+                    if constant is None:  # no analog layer: seed, time, temperature moot
+                        am.at(p["time_s"], p["temperature_K"])
+                        constant = _safe(quality.score, am)
+                    value = constant
+                emit({**p, "metric": quality.name, "value": value})
+                say(
+                    progress,
+                    f"{mname}{' ' + str(extra.get('vary')) if extra.get('vary') else ''} "
+                    f"seed {seed} t={format_time(p['time_s'])} T={p['temperature_K']:g}K: "
+                    f"{quality.name} {value:.4g}" + ("" if analog else " (no analog layer)"),
+                )
                 advance(
                     1, status=f"seed {seed} t={format_time(p['time_s'])} T={p['temperature_K']:g}K"
                 )
     return rows
+
+
+def say(enabled: bool, line: str) -> None:
+    """Print one result line on stderr (above a live progress bar) when ``enabled``."""
+    if enabled:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _safe(score: Callable[[nn.Module], float], model: nn.Module) -> float:

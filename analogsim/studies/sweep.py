@@ -16,6 +16,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,9 +26,10 @@ from analogsim.errors import ConfigError
 from analogsim.mapping.perturb import perturb, restore, select_targets
 from analogsim.metrics.language import generate_samples, next_token_entropy_bits
 from analogsim.models import LoadedModel, load_model
-from analogsim.models.quality import quality_metric
+from analogsim.models.quality import DEFAULT_MAX_TOKENS, quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.rundir import RunDir
+from analogsim.studies.evaluate import say
 
 SWEEP_COLUMNS = ["model", "noise", "relative", "roles", "seed", "sigma", "metric", "value"]
 SWEEP_KEYS = ["model", "noise", "relative", "roles", "seed", "sigma"]
@@ -68,8 +70,8 @@ def crossing(
     return None
 
 
-def _metrics(loaded: LoadedModel, prompts: Sequence[str], max_tokens: int):
-    q = quality_metric(loaded, max_tokens=max_tokens)
+def _metrics(loaded: LoadedModel, prompts: Sequence[str], max_tokens: int, text: str | Path | None):
+    q = quality_metric(loaded, max_tokens=max_tokens, text=text)
     funcs = {q.name: q.score}
     if loaded.kind == "causal-lm":
         funcs["entropy_bits"] = lambda m: next_token_entropy_bits(
@@ -91,11 +93,18 @@ def run_sweep(
     noise_params: dict[str, Any] | None = None,
     prompts: Sequence[str] = DEFAULT_PROMPTS,
     sample_tokens: int = 24,
-    max_tokens: int = 4096,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    text: str | Path | None = None,
     run: RunDir | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score the model under weight noise at each sigma and seed.
+
+    Language models are scored on the first ``max_tokens`` tokens of ``text`` (a file
+    path or the text itself; default: the built-in held-out text, see
+    :func:`analogsim.models.quality.quality_metric`). The unperturbed model is scored
+    once: that baseline is every seed's row at sigma = 0 (no noise, nothing to draw).
+    With ``progress``, one line per point is printed on stderr as it ends.
 
     Returns ``{"rows", "summary", "baseline", "samples"}``; rows are tidy
     (``model, noise, relative, roles, seed, sigma, metric, value``) and also appended to
@@ -109,7 +118,7 @@ def run_sweep(
     targets = select_targets(
         loaded.model, roles, include_embeddings=include_embeddings, include_bias=include_bias
     )
-    quality, funcs = _metrics(loaded, prompts, max_tokens)
+    quality, funcs = _metrics(loaded, prompts, max_tokens, text)
     roles_label = ",".join(sorted(roles)) if roles else "all-but-embeddings"
     if include_embeddings:
         roles_label += "+embeddings"
@@ -137,22 +146,36 @@ def run_sweep(
                     if run is not None and run.done(**point):
                         advance(1)
                         continue
-                    perturb(targets, noise, sigma, seed, relative=relative, **params)
                     point_rows = []
+                    if sigma == 0:  # the unperturbed model: its scores are the baseline's
+                        point_rows = [
+                            {**point, "metric": name, "value": v} for name, v in baseline.items()
+                        ]
+                    else:
+                        perturb(targets, noise, sigma, seed, relative=relative, **params)
                     with torch.no_grad():
-                        for name, f in funcs.items():
-                            point_rows.append({**point, "metric": name, "value": float(f(model_))})
+                        if sigma != 0:
+                            for name, f in funcs.items():
+                                v = float(f(model_))
+                                point_rows.append({**point, "metric": name, "value": v})
                         if loaded.kind == "causal-lm" and seed == seed_list[0]:
-                            text = generate_samples(
+                            sample = generate_samples(
                                 model_, loaded.tokenizer, [prompts[0]], sample_tokens, seed=0
                             )[0]
                             samples.append(
-                                {"sigma": sigma, "seed": seed, "prompt": prompts[0], "text": text}
+                                {"sigma": sigma, "seed": seed, "prompt": prompts[0], "text": sample}
                             )
-                    restore(targets)
+                    if sigma != 0:
+                        restore(targets)
                     rows.extend(point_rows)
                     if run is not None:
                         run.write(point_rows)
+                    say(
+                        progress,
+                        f"{loaded.name} sigma={sigma:g} seed={seed}: "
+                        + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in point_rows)
+                        + (" (baseline, unperturbed)" if sigma == 0 else ""),
+                    )
                     advance(1, status=f"sigma={sigma:g} seed={seed}")
     finally:
         restore(targets)

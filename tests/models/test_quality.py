@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from analogsim.errors import ConfigError
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
-from analogsim.models.quality import quality_metric
+from analogsim.models.quality import evaluation_text, quality_metric
 from tests.metrics.conftest import ConstantLogits
 
 
@@ -66,3 +67,74 @@ def test_quality_metric_unknown_kind():
     lm = LoadedModel("x", "regressor", torch.nn.Linear(2, 2), None, None)
     with pytest.raises(ValueError, match="unknown model kind"):
         quality_metric(lm)
+
+
+# ---------------------------------------------------------------------------- --text
+class CharTokenizer:
+    """Token id = position of the character in ``abcd`` (a tokenizer's call signature)."""
+
+    def __call__(self, text: str, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.tensor([["abcd".index(c) for c in text if c in "abcd"]])}
+
+
+def _const_lm(row: torch.Tensor) -> LoadedModel:
+    ids = torch.tensor([0, 1, 2, 3] * 20)  # the built-in held-out text of this model
+    return LoadedModel(
+        "const", "causal-lm", ConstantLogits(row), CharTokenizer(), {"heldout_ids": ids}
+    )
+
+
+def test_quality_metric_scores_the_given_text_file_and_string(tmp_path):
+    """Constant logits: the perplexity of a text of one repeated token is exp(-log p)."""
+    row = torch.tensor([2.0, 0.0, -1.0, 0.5])
+    lm = _const_lm(row)
+    logp = torch.log_softmax(row.double(), 0)
+    f = tmp_path / "eval.txt"
+    f.write_text("a" * 50)
+    for text in (f, str(f), "a" * 50):
+        q = quality_metric(lm, text=text)
+        assert q.score(lm.model) == pytest.approx(math.exp(-float(logp[0])), rel=1e-6)
+    # the built-in text is another one: another perplexity
+    assert quality_metric(lm).score(lm.model) != pytest.approx(math.exp(-float(logp[0])))
+    # the first max_tokens tokens of the text only: "aaaa" then "d..."
+    f.write_text("aaaa" + "d" * 40)
+    q = quality_metric(lm, text=f, max_tokens=4)
+    assert q.score(lm.model) == pytest.approx(math.exp(-float(logp[0])), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, "no such file"),
+        (b"", "the file is empty"),
+        (b"  \n\t ", "the file is empty"),
+        (b"ab\x00cd", "binary"),
+        (b"\xff\xfe\xfa", "not UTF-8"),
+    ],
+)
+def test_evaluation_text_refuses_bad_files(tmp_path, content, match):
+    f = tmp_path / "eval.txt"
+    if content is not None:
+        f.write_bytes(content)
+    for text in (f, str(f)):
+        with pytest.raises(ConfigError, match=match) as err:
+            evaluation_text(text)
+        assert err.value.key == "--text" and str(f) in str(err.value)
+
+
+def test_evaluation_text_of_a_string():
+    assert evaluation_text("some words / to score") == "some words / to score"
+    with pytest.raises(ConfigError, match="empty"):
+        evaluation_text("   ")
+    with pytest.raises(ConfigError, match="no such file"):
+        evaluation_text("missing/corpus.txt")
+
+
+def test_quality_metric_text_needs_a_language_model_and_two_tokens(digits):
+    with pytest.raises(ConfigError, match="--text applies to language models"):
+        quality_metric(digits, text="abcd")
+    lm = _const_lm(torch.zeros(4))
+    with pytest.raises(ConfigError, match="shorter than 2 tokens"):
+        quality_metric(lm, text="a xyz")
+    with pytest.raises(ConfigError, match="at least 2 tokens"):
+        quality_metric(lm, max_tokens=1)

@@ -276,3 +276,37 @@ def test_run_compare_with_run_dir_resumes(digits, tmp_path):
     assert run.manifest["resumed_points"] == 5
     assert len(again["rows"]) == 5
     assert json_rows(again, v) == json_rows(first, v)
+
+
+def test_run_compare_scores_digital_and_all_digital_once(digits, monkeypatch):
+    """The digital model once for every partition; all-digital once, not per age/seed."""
+    import analogsim.studies.evaluate as study
+
+    real = study.quality_metric
+    calls = {"n": 0}
+
+    def counted(loaded, **kw):
+        q = real(loaded, **kw)
+
+        def score(m):
+            calls["n"] += 1
+            return q.score(m)
+
+        return dataclasses.replace(q, score=score)
+
+    monkeypatch.setattr(study, "quality_metric", counted)
+    times, temps, seeds = (1.0, HOUR, 86400.0), (300.0, 358.0), 2
+    res = run_compare(
+        digits,
+        ["all_digital", "all_analog"],
+        times=times,
+        temperatures=temps,
+        seeds=seeds,
+        progress=False,
+    )
+    points = len(times) * len(temps) * seeds
+    assert calls["n"] == 1 + 1 + points  # digital, all digital once, every analog point
+    assert len(res["rows"]) == 1 + 2 * points  # one digital row; every point has its row
+    assert [r["mapping"] for r in res["rows"]].count("digital") == 1
+    dig = [r["value"] for r in res["rows"] if r["mapping"] == "all_digital"]
+    assert dig == [res["digital"]] * points

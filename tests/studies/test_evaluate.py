@@ -302,3 +302,52 @@ def test_summarize_non_finite():
     out = {s["mapping"]: s for s in summarize(rows)}
     assert out["inf"]["mean"] == math.inf
     assert math.isnan(out["nan"]["mean"])
+
+
+# ---------------------------------------------------------------------------- no work twice
+def _counting(monkeypatch) -> dict[str, int]:
+    """Count the quality scores ``evaluate`` computes."""
+    import analogsim.studies.evaluate as study
+
+    real = study.quality_metric
+    calls = {"n": 0}
+
+    def counted(loaded, **kw):
+        q = real(loaded, **kw)
+
+        def score(m):
+            calls["n"] += 1
+            return q.score(m)
+
+        return Quality(q.name, q.higher_is_better, score)
+
+    monkeypatch.setattr(study, "quality_metric", counted)
+    return calls
+
+
+def test_evaluate_scores_a_mapping_without_analog_layers_once(digits, monkeypatch):
+    calls = _counting(monkeypatch)
+    rows = evaluate(digits, "all_digital", None, (1.0, YEAR), (300.0, 358.0), 3, progress=False)
+    assert calls["n"] == 2  # the digital model, then the all-digital chip once
+    assert len(rows) == 1 + 3 * 2 * 2  # every point still has its row
+    calls["n"] = 0
+    evaluate(digits, "all_analog", None, (1.0, YEAR), (300.0,), 2, progress=False)
+    assert calls["n"] == 1 + 2 * 2  # an analog chip: every point measured
+
+
+def test_evaluate_reuses_a_known_digital_score(digits, monkeypatch):
+    calls = _counting(monkeypatch)
+    rows = evaluate(digits, "all_analog", None, (HOUR,), (300.0,), 1, progress=False, digital=0.5)
+    assert calls["n"] == 1  # the analog point only
+    assert rows[0]["mapping"] == "digital" and rows[0]["value"] == 0.5
+
+
+def test_evaluate_prints_each_point_as_it_ends(digits, capsys):
+    rows = evaluate(digits, "all_analog", None, (1.0, HOUR), (300.0,), 1, progress=True)
+    err = capsys.readouterr().err
+    assert f"digits-mlp digital: accuracy {rows[0]['value']:.4g}" in err
+    for r in rows[1:]:
+        t = "1s" if r["time_s"] == 1.0 else "1h"
+        assert f"all_analog seed 0 t={t} T=300K: accuracy {r['value']:.4g}" in err
+    evaluate(digits, "all_analog", None, (1.0,), (300.0,), 1, progress=False)
+    assert capsys.readouterr().err == ""

@@ -146,7 +146,8 @@ def test_sweep_interrupted_restores_and_resumes(mlp_lm, tmp_path, monkeypatch):
     def flaky(*args, **kwargs):
         real(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 2:  # weights are perturbed when the interrupt comes
+        # sigma 0 perturbs nothing (the baseline is reused): the first call is sigma 0.5
+        if calls["n"] == 1:  # weights are perturbed when the interrupt comes
             raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep_mod, "perturb", flaky)
@@ -272,3 +273,50 @@ def test_thresholds_perplexity_and_accuracy():
     assert o["sigma"] == pytest.approx(0.2375)
     (o,) = thresholds(acc, "accuracy", 0.95, higher_is_better=True, absolute=[0.5])
     assert o["threshold"] == "accuracy <= 0.5" and o["sigma"] is None
+
+
+def test_sweep_scores_the_unperturbed_model_once(lm, monkeypatch):
+    """sigma = 0 reuses the baseline: one score per metric, whatever the seeds."""
+    real = sweep_mod._metrics
+    calls: dict[str, int] = {}
+
+    def counted(*args):
+        q, funcs = real(*args)
+
+        def wrap(name, f):
+            def g(m):
+                calls[name] = calls.get(name, 0) + 1
+                return f(m)
+
+            return g
+
+        return q, {k: wrap(k, f) for k, f in funcs.items()}
+
+    monkeypatch.setattr(sweep_mod, "_metrics", counted)
+    res = run_sweep(lm, "gaussian", (0.0, 0.1), seeds=3, progress=False)
+    assert calls == {"perplexity": 1 + 3, "entropy_bits": 1 + 3}  # baseline + sigma 0.1
+    zero = [r for r in res["rows"] if r["sigma"] == 0.0]
+    assert len(zero) == 3 * 2  # the rows are all there, copies of the baseline
+    assert all(r["value"] == res["baseline"][r["metric"]] for r in zero)
+
+
+def test_sweep_text_and_max_tokens(lm, tmp_path, capsys):
+    f = tmp_path / "eval.txt"
+    f.write_text("A class definition creates a class object. " * 5)
+    a = run_sweep(lm, "gaussian", (0.0,), seeds=1, progress=False, text=f)
+    b = run_sweep(lm, "gaussian", (0.0,), seeds=1, progress=False)
+    c = run_sweep(lm, "gaussian", (0.0,), seeds=1, progress=False, text=f, max_tokens=8)
+    ppl = [r["baseline"]["perplexity"] for r in (a, b, c)]
+    assert len(set(ppl)) == 3
+    with pytest.raises(ConfigError, match="the file is empty"):
+        (tmp_path / "empty.txt").write_text("")
+        run_sweep(lm, "gaussian", (0.0,), seeds=1, progress=False, text=tmp_path / "empty.txt")
+    capsys.readouterr()
+    run_sweep(lm, "gaussian", (0.0, 0.1), seeds=2, progress=True, text=f)
+    err = capsys.readouterr().err
+    for line in (
+        "tiny-lm sigma=0 seed=0: perplexity",
+        "(baseline, unperturbed)",
+        "tiny-lm sigma=0.1 seed=1: perplexity",
+    ):
+        assert line in err
