@@ -77,12 +77,8 @@ def attribute_cmd(
     from analogsim.mapping.rules import cards_of, load_mapping  # lazy: start-up time
     from analogsim.models import load_model
     from analogsim.report.rundir import RunDir
-    from analogsim.studies.attribute import (
-        ATTRIBUTE_COLUMNS,
-        ATTRIBUTE_KEYS,
-        BY,
-        run_attribute,
-    )
+    from analogsim.studies.attribute import ATTRIBUTE_COLUMNS, ATTRIBUTE_KEYS, run_attribute
+    from analogsim.studies.attribute_effects import BY
 
     age_s = parse_time(age, key="--age")
     temp_K = None if temperature is None else parse_temperature(temperature, key="--temperature")
@@ -143,7 +139,7 @@ def _json(result: dict[str, Any], run_dir: str) -> dict[str, Any]:
 
 
 def _print_tables(result: dict[str, Any], model: str, mapping: str) -> None:
-    from analogsim.studies.attribute import format_cost  # lazy: start-up time
+    from analogsim.studies.attribute_fixes import format_cost  # lazy: start-up time
 
     hib = result["higher_is_better"]
     metric = result["metric"]

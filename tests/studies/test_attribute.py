@@ -14,14 +14,7 @@ from analogsim.mapping.rules import mapping_from_dict
 from analogsim.models import LoadedModel
 from analogsim.models.digits import load_digits_mlp
 from analogsim.report.rundir import RunDir, read_csv
-from analogsim.studies.attribute import (
-    ATTRIBUTE_COLUMNS,
-    ATTRIBUTE_KEYS,
-    base_note,
-    places_of,
-    quality_cost,
-    run_attribute,
-)
+from analogsim.studies.attribute import ATTRIBUTE_COLUMNS, ATTRIBUTE_KEYS, run_attribute
 from tests.conftest import IDEAL_TILE, analog_mapping, make_gpt2
 
 DAY = 86400.0
@@ -61,47 +54,6 @@ def _injected(rule: dict) -> object:
             "rule": [{"name": "2", **rule}],
         }
     )
-
-
-# ---------------------------------------------------------------------------- pieces
-def test_quality_cost():
-    assert quality_cost(20.0, 10.0, higher_is_better=False) == pytest.approx(1.0)
-    assert quality_cost(10.0, 10.0, higher_is_better=False) == 0.0
-    assert quality_cost(0.9, 0.95, higher_is_better=True) == pytest.approx(0.05)
-    assert quality_cost(math.inf, 10.0, higher_is_better=False) == math.inf
-    assert quality_cost(math.nan, 10.0, higher_is_better=False) == math.inf
-
-
-def test_places_of_groups_layers():
-    layers = [
-        ("transformer.h.0.attn.c_attn", "attention"),
-        ("transformer.h.0.mlp.c_fc", "mlp"),
-        ("transformer.h.1.mlp.c_fc", "mlp"),
-        ("lm_head", "head"),
-    ]
-    assert list(places_of(layers, "layer")) == [n for n, _ in layers]
-    assert places_of(layers, "role") == {
-        "attention": ["transformer.h.0.attn.c_attn"],
-        "mlp": ["transformer.h.0.mlp.c_fc", "transformer.h.1.mlp.c_fc"],
-        "head": ["lm_head"],
-    }
-    assert places_of(layers, "block") == {
-        "transformer.h.0": ["transformer.h.0.attn.c_attn", "transformer.h.0.mlp.c_fc"],
-        "transformer.h.1": ["transformer.h.1.mlp.c_fc"],
-        "lm_head": ["lm_head"],
-    }
-    assert places_of(layers, "module")["transformer.h.*.mlp.c_fc"] == [
-        "transformer.h.0.mlp.c_fc",
-        "transformer.h.1.mlp.c_fc",
-    ]
-    with pytest.raises(ConfigError, match="grouping"):
-        places_of(layers, "tile")
-
-
-def test_base_note_only_for_a_quantised_source(tiny_lm):
-    assert base_note(tiny_lm) is None
-    tiny_lm.info = {"quantised_before_dequantisation": "MOSTLY_Q4_1", "weights": "4-bit Q4_1"}
-    assert base_note(tiny_lm) == "4-bit Q4_1"
 
 
 # ---------------------------------------------------------------------------- every effect off
