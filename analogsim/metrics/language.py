@@ -7,7 +7,7 @@ previous train/eval mode; none touches torch's global RNG state on exit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -122,13 +122,7 @@ def perplexity(
 
     windows = perplexity_windows(n, max_length, stride)
     # Windows of equal length can share a forward pass; only the last may be shorter.
-    groups: list[list[tuple[int, int, int]]] = []
-    for w in windows:
-        last = groups[-1] if groups else None
-        if last and len(last) < batch_size and (last[0][1] - last[0][0]) == (w[1] - w[0]):
-            last.append(w)
-        else:
-            groups.append([w])
+    groups = _batches_of_equal_length(windows, lambda w: w[1] - w[0], batch_size)
 
     device = model_device(model)
     ids = ids.to(device)
@@ -239,13 +233,7 @@ def seq2seq_perplexity(
         )
     pairs = seq2seq_windows(n, window)
     # Pairs with targets of equal length share a forward pass; only the last is shorter.
-    groups: list[list[tuple[int, int, int]]] = []
-    for p in pairs:
-        last = groups[-1] if groups else None
-        if last and len(last) < batch_size and last[0][2] - last[0][1] == p[2] - p[1]:
-            last.append(p)
-        else:
-            groups.append([p])
+    groups = _batches_of_equal_length(pairs, lambda p: p[2] - p[1], batch_size)
 
     device = model_device(model)
     ids = ids.to(device)
@@ -404,3 +392,18 @@ def generate_samples(
             )  # (1, T + new)
             texts.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
     return texts
+
+
+def _batches_of_equal_length(
+    items: list[tuple[int, int, int]], length: Callable[[tuple[int, int, int]], int], size: int
+) -> list[list[tuple[int, int, int]]]:
+    """Consecutive ``items`` in batches of at most ``size`` whose ``length`` is equal (so
+    their token slices stack into one forward pass)."""
+    groups: list[list[tuple[int, int, int]]] = []
+    for item in items:
+        last = groups[-1] if groups else None
+        if last and len(last) < size and length(last[0]) == length(item):
+            last.append(item)
+        else:
+            groups.append([item])
+    return groups
