@@ -185,3 +185,41 @@ def test_cli_eval_refuses_an_encoder_decoder_without_head(seq2seq_folders, tmp_p
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "without a language-model head" in " ".join(res.stderr.split())
+
+
+def test_unreachable_hub_reads_the_local_cache_only_and_says_so(monkeypatch):
+    """Offline, a hub name is looked up in the local cache at once (no retries) and the
+    error says the hub was not reachable."""
+    from analogsim.models import hf
+
+    asked: list[dict] = []
+
+    def fake_config(source, **kwargs):
+        asked.append(kwargs)
+        raise OSError("not in the cache")
+
+    monkeypatch.setattr(hf, "hub_reachable", lambda: False)
+    monkeypatch.setattr(hf.AutoConfig, "from_pretrained", fake_config)
+    with pytest.raises(ConfigError, match="not reachable from this machine"):
+        hf.load_hf_model("someorg/somemodel", progress=False)
+    assert asked == [{"local_files_only": True}]
+
+
+def test_hub_probe_is_false_when_the_host_refuses(monkeypatch):
+    import socket
+
+    import huggingface_hub.constants
+
+    from analogsim.models import hf
+
+    def refuse(*args, **kwargs):
+        raise OSError("no route")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    hf.hub_reachable.cache_clear()
+    try:
+        assert hf.hub_reachable() is False
+    finally:
+        hf.hub_reachable.cache_clear()
