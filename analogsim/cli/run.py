@@ -1,0 +1,70 @@
+"""``analogsim run EXPERIMENT.toml``: a study written as a config, run point by point in
+worker processes, resumable, with a report beside the published numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from analogsim.cli.options import JsonOpt, NoProgressOpt, ResumableOutOpt, err_console, print_json
+
+
+def run_cmd(
+    experiment: Annotated[
+        Path, typer.Argument(help="Experiment config (experiments/*.toml).", show_default=False)
+    ],
+    out: ResumableOutOpt = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The smoke version: the config's [quick] values.")
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes (each loads the model once; torch "
+            "threads per worker = cores / workers).",
+        ),
+    ] = 1,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Replace the config's models (repeatable)."),
+    ] = None,
+    json_out: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Run an experiment config: every grid point in worker processes, appended to the run directory as it finishes.
+
+    Each point is seeded from the config and its coordinates, so the numbers do not depend
+    on --workers; rerunning with the same --out skips the finished points (also after
+    kill -9). Writes results.csv (sorted by grid order), summary.csv and report.md (ours
+    beside the published numbers, 95 % intervals over seeds). Hub models that cannot be
+    reached are skipped with a note. See docs/experiments.md.
+    """
+    from analogsim.runner.run import run_experiment  # lazy: start-up time
+
+    result = run_experiment(
+        experiment,
+        out=out,
+        quick=quick,
+        workers=workers,
+        models=model or None,
+        progress=not no_progress,
+    )
+    if json_out:
+        print_json({k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()})
+    else:
+        err_console.print(
+            f"{result['done']} of {result['points']} points in {result['run_dir']}; "
+            f"report: {result['report']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result["failed"]:
+        err_console.print(
+            f"{result['failed']} point(s) failed; rerun the same command to retry them",
+            highlight=False,
+        )
+        raise typer.Exit(1)
