@@ -28,6 +28,20 @@ def run_cmd(
             "threads per worker = cores / workers).",
         ),
     ] = 1,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            "--cluster",
+            help="Where the points run: local (worker processes here) or ray (a Ray "
+            "cluster; pip extra 'ray').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="Ray cluster address (--cluster ray; default: start one here)."
+        ),
+    ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option("--model", help="Replace the config's models (repeatable)."),
@@ -43,16 +57,21 @@ def run_cmd(
     beside the published numbers, 95 % intervals over seeds). Hub models that cannot be
     reached are skipped with a note. See docs/experiments.md.
     """
-    from analogsim.runner.run import run_experiment  # lazy: start-up time
+    from analogsim.runner.executor import make_executor  # lazy: start-up time
+    from analogsim.runner.run import run_experiment
 
-    result = run_experiment(
-        experiment,
-        out=out,
-        quick=quick,
-        workers=workers,
-        models=model or None,
-        progress=not no_progress,
-    )
+    executor = make_executor(cluster, workers, address=address)
+    try:
+        result = run_experiment(
+            experiment,
+            out=out,
+            quick=quick,
+            executor=executor,
+            models=model or None,
+            progress=not no_progress,
+        )
+    finally:
+        executor.close()
     if json_out:
         print_json({k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()})
     else:

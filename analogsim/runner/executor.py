@@ -31,7 +31,16 @@ from typing import Any
 from analogsim.runner import worker
 from analogsim.runner.points import PointResult, Task
 
-__all__ = ["Executor", "InlineExecutor", "LocalExecutor", "threads_per_worker"]
+__all__ = [
+    "CLUSTERS",
+    "Executor",
+    "InlineExecutor",
+    "LocalExecutor",
+    "make_executor",
+    "threads_per_worker",
+]
+
+CLUSTERS = ("local", "ray")
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -170,3 +179,33 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def make_executor(
+    cluster: str = "local", workers: int = 1, *, address: str | None = None
+) -> Executor:
+    """The executor of ``--cluster``: ``local`` (:class:`LocalExecutor` with ``workers``
+    processes) or ``ray`` (``analogsim.runner.ray_executor.RayExecutor(workers,
+    address=address)``; needs the ``ray`` extra).
+
+    Raises:
+        ConfigError: an unknown cluster kind, or ``--address`` without ``ray``.
+    """
+    from analogsim.errors import ConfigError
+
+    if cluster not in CLUSTERS:
+        raise ConfigError(
+            "unknown cluster", key="--cluster", value=cluster, allowed=", ".join(CLUSTERS)
+        )
+    if cluster == "local":
+        if address is not None:
+            raise ConfigError(
+                "--address is for a Ray cluster",
+                key="--address",
+                value=address,
+                allowed="--cluster ray --address HOST:PORT, or no --address",
+            )
+        return LocalExecutor(workers)
+    from analogsim.runner.ray_executor import RayExecutor  # issue 14
+
+    return RayExecutor(workers, address=address)
