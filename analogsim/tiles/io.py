@@ -21,11 +21,24 @@ read noise are independent Gaussians), to which training adds the variance of ou
 weight noise. The output is ``y_i = alpha Delta g_i sum_tiles p_i + b_i`` with ``g`` the
 digital output scale (weight scale x drift compensation).
 
-Speed (see ``docs/benchmarks.md``): the noise of all tiles is drawn into one buffer before
-the tile loop; the MVM is fused with the noise (``addmm_``); the read-noise variance
-product runs in the variance's dtype (bfloat16 with float32 accumulation at inference);
-everything else is in place, on scratch buffers the caller may share between calls
-(``buffer``), and a single tile writes straight into the output.
+Two epilogues (everything after the per-tile products), chosen by :func:`set_epilogue` or
+``ANALOGSIM_EPILOGUE`` (``fused``, the default, or ``torch``):
+
+* ``fused``: one product per tile into a ``(T, M, N)`` buffer (plus, with read noise, one
+  variance product per tile), then one pass (:mod:`analogsim.tiles.epilogue` on CPU,
+  :mod:`analogsim.tiles.triton_epilogue` on CUDA) adds the noise, with normals generated in
+  that pass from a counter-based generator keyed once per call from ``normals``' stream,
+  rounds, clips, sums the tiles and scales. Same distribution as ``torch``, other random
+  numbers; float32 inputs and weights only (anything else, or no kernel on this machine,
+  takes the ``torch`` path).
+* ``torch``: the noise of all tiles drawn by ``normals`` into one buffer before the tile
+  loop; the MVM fused with the noise (``addmm_``); rounding, clipping, the tile sum and
+  the scales as torch passes, in place, on scratch buffers the caller may share between
+  calls (``buffer``); a single tile writes straight into the output.
+
+The read-noise variance product runs in the variance's dtype (bfloat16 with float32
+accumulation at inference). ``tile_mvm`` runs without a graph: training wraps it in its own
+autograd function (straight-through backward), so both epilogues serve training.
 
 Drift compensation (:func:`drift_readout`, :func:`drift_compensation`) is the digital
 factor ``c = readout(0) / readout(t)`` with ``readout = mean |w|`` of the normalised
@@ -35,6 +48,7 @@ weights, per layer (``global``) or per output row (``column``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +57,9 @@ import torch
 from torch import Tensor
 
 from analogsim.devices.physics import levels_for_bits
+from analogsim.errors import ConfigError
+from analogsim.tiles import epilogue as _cpu_epilogue
+from analogsim.tiles import triton_epilogue as _gpu_epilogue
 from analogsim.tiles.config import TileConfig
 
 Buffer = Callable[[str, tuple[int, ...], Tensor], Tensor]
@@ -51,6 +68,53 @@ device (its contents are overwritten)."""
 
 Normals = Callable[[Tensor], Any]
 """``normals(out)``: fill ``out`` with independent N(0, 1) in place."""
+
+
+EPILOGUES = ("fused", "torch")
+"""The tile epilogues (module docstring): ``fused`` (default) and ``torch``."""
+
+EPILOGUE_ENV = "ANALOGSIM_EPILOGUE"
+
+
+def _initial_epilogue() -> str:
+    name = os.environ.get(EPILOGUE_ENV, "fused").strip() or "fused"
+    if name not in EPILOGUES:
+        raise ConfigError(
+            "unknown tile epilogue",
+            file="environment",
+            key=EPILOGUE_ENV,
+            value=name,
+            allowed=", ".join(EPILOGUES),
+        )
+    return name
+
+
+_EPILOGUE = _initial_epilogue()
+
+
+def set_epilogue(name: str) -> str:
+    """Choose the tile epilogue for every later :func:`tile_mvm` call; returns the previous."""
+    global _EPILOGUE
+    if name not in EPILOGUES:
+        raise ConfigError(
+            "unknown tile epilogue", key="epilogue", value=name, allowed=", ".join(EPILOGUES)
+        )
+    prev, _EPILOGUE = _EPILOGUE, name
+    return prev
+
+
+def get_epilogue() -> str:
+    """The epilogue :func:`tile_mvm` uses (``fused`` falls back per call, module docstring)."""
+    return _EPILOGUE
+
+
+def fused_available(device: torch.device | str = "cpu") -> bool:
+    """True when the fused epilogue runs on ``device`` here (a built CPU kernel, or triton
+    for CUDA)."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return _cpu_epilogue.available()
+    return dev.type == "cuda" and _gpu_epilogue.available()
 
 
 def fresh_buffer(key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -119,6 +183,60 @@ class IOPlan:
 
 
 @torch.no_grad()
+def dac_codes(
+    x: Tensor,
+    plan: IOPlan,
+    *,
+    buffer: Buffer = fresh_buffer,
+    key: str = "",
+    clip_mask: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The DAC of :func:`tile_mvm`: ``(xs, alpha, mask)``, ``xs (M, K)`` the input codes (a
+    ``buffer``), ``alpha (M, 1)`` the range of each row, ``mask`` as in :func:`tile_mvm`."""
+    m, k = x.shape
+    lv = plan.dac_levels or 1
+    xs = buffer(key + "x", (m, k), x)  # (M, K) DAC codes
+    if plan.dac_static is None:
+        # max |x| per row as max(max x, -min x): two vectorised reductions, no |x|
+        # temporary (linalg.vector_norm(ord=inf) took 15-25x longer here)
+        alpha = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_())
+        alpha.clamp_(min=1e-30)  # (M, 1)
+    else:
+        alpha = torch.full((m, 1), plan.dac_static, device=x.device, dtype=x.dtype)  # (M, 1)
+    torch.mul(x, alpha.reciprocal().mul_(lv), out=xs)  # (M, K)
+    mask = None
+    if plan.dac_static is not None:
+        if clip_mask:
+            mask = (xs.abs() <= lv).to(x.dtype)  # (M, K)
+        xs.clamp_(-lv, lv)
+    if plan.dac_levels:
+        xs.round_()
+    return xs, alpha, mask
+
+
+@torch.no_grad()
+def tile_products(
+    xs: Tensor,
+    w: Tensor,
+    plan: IOPlan,
+    parts: Tensor,
+    var: Tensor | None = None,
+    xsq: Tensor | None = None,
+    vparts: Tensor | None = None,
+) -> Tensor:
+    """The fused epilogue's products: ``parts[t] = xs_t @ w_t^T`` per tile ``t`` (``parts
+    (T, M, N)``), and with ``var`` the variance sums ``vparts[t] = xsq_t @ var_t^T``
+    (``xsq = xs^2`` in var's dtype). Returns ``parts``."""
+    k = xs.shape[1]
+    for t in range(parts.shape[0]):
+        k0, k1 = t * plan.rows, min(k, (t + 1) * plan.rows)
+        torch.mm(xs[:, k0:k1], w[:, k0:k1].t(), out=parts[t])  # (M, N)
+        if var is not None:
+            torch.mm(xsq[:, k0:k1], var[:, k0:k1].t(), out=vparts[t])  # (M, N)
+    return parts
+
+
+@torch.no_grad()
 def tile_mvm(
     x: Tensor,
     w: Tensor,
@@ -169,28 +287,16 @@ def tile_mvm(
             normals(z)
             y.addcmul_(std.sqrt_(), z)  # (M, N)
         return _scale_and_bias(y, out_step, bias), None
-    # DAC: scale each input vector to [-1, 1]; round to integer codes in units of `u`
-    lv = plan.dac_levels or 1
-    xs = buffer(key + "x", (m, k), x)  # (M, K) DAC codes
-    if plan.dac_static is None:
-        # max |x| per row as max(max x, -min x): two vectorised reductions, no |x|
-        # temporary (linalg.vector_norm(ord=inf) took 15-25x longer here)
-        alpha = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_())
-        alpha.clamp_(min=1e-30)  # (M, 1)
-    else:
-        alpha = torch.full((m, 1), plan.dac_static, device=x.device, dtype=x.dtype)  # (M, 1)
-    torch.mul(x, alpha.reciprocal().mul_(lv), out=xs)  # (M, K)
-    mask = None
-    if plan.dac_static is not None:
-        if clip_mask:
-            mask = (xs.abs() <= lv).to(x.dtype)  # (M, K)
-        xs.clamp_(-lv, lv)
-    if plan.dac_levels:
-        xs.round_()
+    xs, alpha, mask = dac_codes(x, plan, buffer=buffer, key=key, clip_mask=clip_mask)
     u, step = plan.in_unit, plan.step
     # ADC grid: tile outputs are held as ADC codes (units of `step`)
     n_tiles = math.ceil(k / plan.rows)
     noisy = plan.out_noise > 0 or var is not None
+    if _EPILOGUE == "fused" and _fusable(x, w, var, out_step, bias):
+        y = _fused(
+            xs, w, plan, n_tiles, alpha, normals, var, var_scale, out_step, bias, buffer, key
+        )
+        return y, mask
     if n_tiles == 1:
         # one tile: its partial is the output; a fresh tensor saves copying it out
         single = x.new_empty((m, n))  # (M, N)
@@ -230,6 +336,67 @@ def tile_mvm(
     return _scale_and_bias(y, out_step, bias), mask
 
 
+def _fusable(
+    x: Tensor, w: Tensor, var: Tensor | None, out_step: Tensor | None, bias: Tensor | None
+) -> bool:
+    """True when the fused epilogue takes this call (float32 operands on a device it runs on)."""
+    f32 = torch.float32
+    if x.dtype != f32 or w.dtype != f32 or not fused_available(x.device):
+        return False
+    if var is not None and var.dtype not in (f32, torch.bfloat16):
+        return False
+    return all(t is None or t.dtype == f32 for t in (out_step, bias))
+
+
+def _fused(
+    xs: Tensor,
+    w: Tensor,
+    plan: IOPlan,
+    n_tiles: int,
+    alpha: Tensor,
+    normals: Normals | None,
+    var: Tensor | None,
+    var_scale: float,
+    out_step: Tensor | None,
+    bias: Tensor | None,
+    buffer: Buffer,
+    key: str,
+) -> Tensor:
+    """Products per tile, then the fused epilogue (module docstring); returns ``y (M, N)``."""
+    m, k = xs.shape
+    n = w.shape[0]
+    y = xs.new_empty((m, n))  # (M, N) fresh output
+    # one tile: the epilogue reads each block of its product before writing it, in place
+    parts = y.unsqueeze(0) if n_tiles == 1 else buffer(key + "parts", (n_tiles, m, n), xs)
+    vparts = None
+    if var is not None:
+        xsq = buffer(key + "xsq", (m, k), xs.new_empty(0, dtype=var.dtype))  # (M, K) c^2
+        torch.mul(xs, xs, out=xsq)
+        vparts = buffer(key + "vparts", (n_tiles, m, n), xsq)  # (T, M, N) sum_j c_j^2 V_ij
+    else:
+        xsq = None
+    tile_products(xs, w, plan, parts, var, xsq, vparts)
+    noisy = plan.out_noise > 0 or var is not None
+    call_key = _cpu_epilogue.call_key(normals, xs.device) if noisy else None  # (1,) int64
+    consts = dict(
+        alpha=alpha.view(m),
+        out_step=None if out_step is None else out_step.contiguous(),
+        bias=None if bias is None else bias.contiguous(),
+        var=vparts,
+        pscale=plan.in_unit / plan.step,
+        out_noise=plan.out_noise,
+        var_scale=var_scale,
+        step=plan.step,
+        yscale=plan.step if out_step is None else 1.0,
+        clip=plan.clip,
+        do_round=plan.adc_round,
+    )
+    if xs.device.type == "cpu":
+        key_int = None if call_key is None else int(call_key.item())
+        return _cpu_epilogue.epilogue_cpu(parts, y, key=key_int, **consts)
+    return _gpu_epilogue.epilogue_triton(parts, y, key=call_key, **consts)
+
+
 def _scale_and_bias(y: Tensor, scale: Tensor | None, bias: Tensor | None) -> Tensor:
     """``y * scale + bias`` in place on ``y (M, N)`` (either may be None)."""
     if scale is not None:
@@ -258,11 +425,18 @@ def drift_compensation(ref: Tensor, now: Tensor, n: int) -> Tensor:
 
 
 __all__ = [
+    "EPILOGUES",
+    "EPILOGUE_ENV",
     "Buffer",
     "IOPlan",
     "Normals",
+    "dac_codes",
     "drift_compensation",
     "drift_readout",
     "fresh_buffer",
+    "fused_available",
+    "get_epilogue",
+    "set_epilogue",
     "tile_mvm",
+    "tile_products",
 ]

@@ -18,10 +18,13 @@ from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import mapping_from_dict
 from analogsim.tiles.config import TileConfig
 from analogsim.tiles.io import (
+    EPILOGUES,
     IOPlan,
     drift_compensation,
     drift_readout,
     fresh_buffer,
+    fused_available,
+    set_epilogue,
     tile_mvm,
 )
 from analogsim.train.hwa import install_hwa
@@ -72,7 +75,9 @@ def test_static_dac_range_returns_the_clip_mask() -> None:
     assert dynamic is None
 
 
-def test_shared_buffers_and_fresh_tensors_give_the_same_bits() -> None:
+@pytest.mark.parametrize("epilogue", EPILOGUES)
+def test_shared_buffers_and_fresh_tensors_give_the_same_bits(epilogue: str) -> None:
+    set_epilogue(epilogue)
     x, w, scale, bias = _operands(k=40)
     plan = IOPlan.of(TileConfig(rows=16, out_noise=0.05, read_noise=0.03))
     bufs: dict[str, Tensor] = {}
@@ -90,7 +95,8 @@ def test_shared_buffers_and_fresh_tensors_give_the_same_bits() -> None:
     y_fresh, _ = tile_mvm(x, w, plan, **kw)
     y_shared, _ = tile_mvm(x, w, plan, buffer=shared, **kw)
     assert torch.equal(y_fresh, y_shared)
-    assert set(bufs) == {"x", "parts", "xsq"}
+    fused = epilogue == "fused" and fused_available()
+    assert set(bufs) == ({"x", "parts", "xsq", "vparts"} if fused else {"x", "parts", "xsq"})
     assert all(b.data_ptr() != y_shared.data_ptr() for b in bufs.values())
 
 
