@@ -40,7 +40,7 @@ __all__ = [
     "threads_per_worker",
 ]
 
-CLUSTERS = ("local", "ray")
+CLUSTERS = ("local", "ray", "auto")  # and ray://HOST:PORT
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -185,27 +185,39 @@ def make_executor(
     cluster: str = "local", workers: int = 1, *, address: str | None = None
 ) -> Executor:
     """The executor of ``--cluster``: ``local`` (:class:`LocalExecutor` with ``workers``
-    processes) or ``ray`` (``analogsim.runner.ray_executor.RayExecutor(workers,
-    address=address)``; needs the ``ray`` extra).
+    processes); ``ray`` (start a Ray runtime here, or join the one ``RAY_ADDRESS`` or
+    ``--address`` names); ``auto`` (join an existing Ray cluster: ``RAY_ADDRESS``);
+    ``ray://HOST:PORT`` (join through Ray Client). The Ray forms build
+    ``analogsim.runner.ray_executor.RayExecutor(workers, address=...)`` (``ray`` extra).
 
     Raises:
-        ConfigError: an unknown cluster kind, or ``--address`` without ``ray``.
+        ConfigError: an unknown cluster kind, a malformed ``ray://`` address, or
+            ``--address`` without ``--cluster ray``.
     """
     from analogsim.errors import ConfigError
 
-    if cluster not in CLUSTERS:
+    allowed = (
+        "local, ray (start Ray here or join RAY_ADDRESS), auto (join RAY_ADDRESS), "
+        "ray://HOST:PORT (Ray Client)"
+    )
+    client = cluster.startswith("ray://")
+    if cluster not in CLUSTERS and not client:
+        raise ConfigError("unknown cluster", key="--cluster", value=cluster, allowed=allowed)
+    if client:
+        host, _, port = cluster.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(
+                "malformed Ray Client address", key="--cluster", value=cluster, allowed=allowed
+            )
+    if cluster != "ray" and address is not None:
         raise ConfigError(
-            "unknown cluster", key="--cluster", value=cluster, allowed=", ".join(CLUSTERS)
+            "--address goes with --cluster ray",
+            key="--address",
+            value=address,
+            allowed="--cluster ray --address HOST:PORT, or --cluster ray://HOST:PORT alone",
         )
     if cluster == "local":
-        if address is not None:
-            raise ConfigError(
-                "--address is for a Ray cluster",
-                key="--address",
-                value=address,
-                allowed="--cluster ray --address HOST:PORT, or no --address",
-            )
         return LocalExecutor(workers)
     from analogsim.runner.ray_executor import RayExecutor  # issue 14
 
-    return RayExecutor(workers, address=address)
+    return RayExecutor(workers, address=address if cluster == "ray" else cluster)
