@@ -32,15 +32,15 @@ def run_cmd(
         str,
         typer.Option(
             "--cluster",
-            help="Where the points run: local (worker processes here) or ray (a Ray "
-            "cluster; pip extra 'ray').",
+            help="Where the points run: local (worker processes here); ray (start a Ray "
+            "runtime here, or join RAY_ADDRESS); auto (join an existing Ray cluster: "
+            "RAY_ADDRESS); ray://HOST:PORT (Ray Client). Ray: pip extra 'ray', "
+            "--workers actors; docs/scaling.md.",
         ),
     ] = "local",
     address: Annotated[
         str | None,
-        typer.Option(
-            "--address", help="Ray cluster address (--cluster ray; default: start one here)."
-        ),
+        typer.Option("--address", help="Ray cluster address HOST:PORT (with --cluster ray)."),
     ] = None,
     model: Annotated[
         list[str] | None,
