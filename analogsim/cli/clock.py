@@ -77,6 +77,32 @@ def _chip_settings(args: dict[str, Any]) -> dict[str, Any]:
     return {k: args[k] for k in _CHIP_OPTIONS} | {"device_overrides": parse_overrides(args["set_"])}
 
 
+PlasticityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plasticity",
+        help="Plastic LoRA adapters updated by a local rule once per step at that step's "
+        "time: oja, hebbian, bcm, predictive, energy, hybrid (docs/plasticity.md).",
+    ),
+]
+PlasticityConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plasticity-config",
+        help="Plasticity TOML: rule mix, mechanisms (agp, tsm, ch), stability, update model.",
+    ),
+]
+PlasticityEveryOpt = Annotated[
+    int | None,
+    typer.Option("--plasticity-every", min=1, help="One plasticity update every N steps."),
+]
+
+
+def _plastic_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """The plasticity options among a command's arguments, as study keywords."""
+    return {k: args[k] for k in ("plasticity", "plasticity_config", "plasticity_every")}
+
+
 def _fmt(v: Any) -> str:
     """A measure for the summary table: floats to 4 digits, NaN as "-"."""
     if isinstance(v, float):
@@ -149,6 +175,9 @@ def generate_cmd(
     window: Annotated[
         int, typer.Option("--window", min=1, help="Rolling window of the gap plot, tokens.")
     ] = 16,
+    plasticity: PlasticityOpt = None,
+    plasticity_config: PlasticityConfigOpt = None,
+    plasticity_every: PlasticityEveryOpt = None,
     out: OutOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Do not print the text.")] = False,
     json_out: JsonOpt = False,
@@ -160,6 +189,8 @@ def generate_cmd(
     --raw-prompt continues the text instead. Prints the text as it is generated and writes trace.csv (one row per token), events.csv, results.csv,
     manifest.json and plots. The seed study (sigma rising over the tokens) is
     `--noise gaussian --schedule linear:0:0.02` (digital model unless --mapping).
+    --plasticity RULE adds plastic LoRA adapters updated once per token (trace gains the
+    plasticity_* columns).
     """
     from analogsim.studies.generate import run_generate  # lazy: start-up time
 
@@ -178,6 +209,7 @@ def generate_cmd(
         noise_roles=parse_roles(noise_roles),
         stop_at_eos=stop_at_eos,
         window=window,
+        **_plastic_settings(locals()),
         out=out,
         print_text=show,
     )
@@ -244,6 +276,9 @@ def stream_cmd(
     noise: MaybeNoiseOpt = None,
     schedule: ScheduleOpt = None,
     relative: RelativeOpt = False,
+    plasticity: PlasticityOpt = None,
+    plasticity_config: PlasticityConfigOpt = None,
+    plasticity_every: PlasticityEveryOpt = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -261,6 +296,7 @@ def stream_cmd(
         inputs=inputs,
         shuffle=shuffle,
         window=window,
+        **_plastic_settings(locals()),
         out=out,
     )
     if json_out:

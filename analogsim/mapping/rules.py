@@ -78,7 +78,10 @@ RULE_KEYS = (
     "note",
 )
 DEFAULT_KEYS = ("placement", "device", "device_overrides", "tile", "quantizer")
-TOP_KEYS = ("name", "description", "default", "rule", "tied_weights")
+TOP_KEYS = ("name", "description", "default", "rule", "tied_weights", "plastic")
+PLASTIC_KEYS = ("targets", "rank", "alpha", "update")
+"""Keys of the optional ``plastic`` table (plastic LoRA adapters: docs/plasticity.md;
+their values are checked by :mod:`analogsim.plasticity.config`)."""
 TIED = ("follow-head", "follow-embedding", "independent")
 _LEVEL = {"default": 0, "role": 1, "block": 2, "match": 3, "name": 4}
 
@@ -406,6 +409,24 @@ def mapping_from_dict(
             value=tied,
             allowed=", ".join(TIED),
         )
+    plastic = data.get("plastic")
+    if plastic is not None:
+        if not isinstance(plastic, dict):
+            raise ConfigError(
+                "must be a table",
+                file=file,
+                key="plastic",
+                value=plastic,
+                allowed='{ targets = ["attention.v", "mlp.down"], rank = 16, alpha = 32 }',
+            )
+        for k in plastic:
+            if k not in PLASTIC_KEYS:
+                raise ConfigError(
+                    f"unknown key '{k}'",
+                    file=file,
+                    key=f"plastic.{k}",
+                    allowed=", ".join(PLASTIC_KEYS),
+                )
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         raise ConfigError("rules are an array of tables [[rule]]", file=file, key="rule")

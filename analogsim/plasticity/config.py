@@ -21,7 +21,7 @@ plasticity config file (``--plasticity-config FILE``) and the command line
     tau = 0.01
 
     [mechanisms]
-    agp = { strength = 1.0 }                              # attention-guided plasticity
+    agp = { strength = 0.5 }                              # attention-guided plasticity
     tsm = { momentum = 0.05, threshold = 0.0, floor = 0.1 }   # temporal surprise gate
     ch = { burn_in = 16, rate = 0.01 }                    # contextual homeostasis
 
@@ -63,7 +63,7 @@ HYBRID_RULES = {"oja": 0.4, "hebbian": 0.1, "bcm": 0.2, "predictive": 0.2, "ener
 """The hybrid mix (weights are ours: the public design names the rules, not the weights)."""
 
 _MECH = {
-    "agp": {"strength": 1.0},
+    "agp": {"strength": 0.5},
     "tsm": {"momentum": 0.05, "threshold": 0.0, "floor": 0.1},
     "ch": {"burn_in": 16, "rate": 0.01},
 }

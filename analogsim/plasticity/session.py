@@ -242,6 +242,7 @@ class PlasticSession:
         self._focus: list[float] = []
         self._prev_logp: Tensor | None = None
         self._attn_impl: Any = None
+        self._learning = True
 
     @property
     def columns(self) -> list[str]:
@@ -260,7 +261,8 @@ class PlasticSession:
             y_full = out.reshape(-1, out.shape[-1])  # (N, out)
             y0 = y_full if sl is None else y_full[:, sl[0] : sl[1]]
             y = y0 + delta.to(y0.dtype)
-            ad.capture = (x2.detach(), h.detach(), y0.detach().float(), y.detach().float())
+            if self._learning:
+                ad.capture = (x2.detach(), h.detach(), y0.detach().float(), y.detach().float())
             if sl is None:
                 return y.view_as(out)
             new = y_full.clone()
@@ -286,13 +288,18 @@ class PlasticSession:
         self._step(logits, ids)
 
     @contextlib.contextmanager
-    def attach(self) -> Iterator[PlasticSession]:
-        """Hook the adapters into the model for the ``with`` block (removed after)."""
+    def attach(self, learn: bool = True) -> Iterator[PlasticSession]:
+        """Hook the adapters into the model for the ``with`` block (removed after);
+        ``learn=False``: the adapters only read (no updates, no records), e.g. to score
+        the model with the adapters as they ended."""
         handles = []
+        self._learning = learn
         try:
             for ad in self.adapters:
                 handles.append(ad.module.register_forward_hook(self._layer_hook(ad)))
-            if "agp" in self.config.mechanisms:
+            if not learn:
+                pass
+            elif "agp" in self.config.mechanisms:
                 impl = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
                 if impl not in (None, "eager") and hasattr(self.model, "set_attn_implementation"):
                     self._attn_impl = impl
@@ -300,7 +307,8 @@ class PlasticSession:
                 for mod in self.model.modules():
                     if _is_attention(mod):
                         handles.append(mod.register_forward_hook(self._attn_hook))
-            handles.append(self.model.register_forward_hook(self._model_hook, with_kwargs=True))
+            if learn:
+                handles.append(self.model.register_forward_hook(self._model_hook, with_kwargs=True))
             yield self
         finally:
             for hnd in handles:

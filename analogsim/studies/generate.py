@@ -11,6 +11,7 @@ runs the generation in a run directory and writes its trace, metrics and plots.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from analogsim.clock.hook import (
 from analogsim.errors import ConfigError
 from analogsim.metrics._util import context_length
 from analogsim.models import LoadedModel, has_chat_template, load_model, prompt_ids
+from analogsim.plasticity.config import DEFAULT_LM_TARGETS, PlasticityConfig, plasticity_config
+from analogsim.plasticity.session import PLASTICITY_COLUMNS, PlasticSession
+from analogsim.plasticity.targets import Target, resolve_targets
 from analogsim.report.rundir import RunDir, read_csv, write_csv
 from analogsim.report.trace_plots import plot_trace
 from analogsim.studies.clocked import (
@@ -66,6 +70,13 @@ class GenerateOptions(ChipOptions):
         include_embeddings: statistical noise on the embeddings too.
         stop_at_eos: stop at the EOS token.
         cusum_k, cusum_h, window: cliff detector settings (nats, nats, tokens).
+        plasticity: a local rule (``oja``, ``hebbian``, ``bcm``, ``predictive``, ``energy``,
+            one registered with :func:`analogsim.plasticity.register_rule`) or ``hybrid``:
+            plastic LoRA adapters updated once per token at that token's time
+            (docs/plasticity.md). None (and no config): no adapters, today's generation.
+        plasticity_config: a plasticity TOML file (or its table): mix, mechanisms,
+            stability, update model.
+        plasticity_every: one update every N tokens.
     """
 
     prompt: str | Sequence[int] = DEFAULT_PROMPT
@@ -81,6 +92,50 @@ class GenerateOptions(ChipOptions):
     cusum_k: float = CUSUM_K_NATS
     cusum_h: float = CUSUM_H_NATS
     window: int = 16
+    plasticity: str | None = None
+    plasticity_config: str | Path | dict[str, Any] | None = None
+    plasticity_every: int | None = None
+
+
+def plasticity_setup(opts: Any, mapping: Any) -> PlasticityConfig | None:
+    """The plasticity settings of a clocked run (None: off), checked before any work
+    (shared with ``stream``): the options ``plasticity``, ``plasticity_config``,
+    ``plasticity_every`` and the mapping's ``plastic`` table."""
+    return plasticity_config(
+        opts.plasticity,
+        opts.plasticity_config,
+        plastic=mapping.raw.get("plastic") if mapping is not None else None,
+        every=opts.plasticity_every,
+        mapping_file=(mapping.path or mapping.name) if mapping is not None else None,
+    )
+
+
+def plasticity_targets(
+    cfg: PlasticityConfig, mapping: Any, model: Any, default_targets: Sequence[str]
+) -> list[Target]:
+    """The layers of the digital ``model`` that get adapters."""
+    where = None
+    if mapping is not None and cfg.targets is not None:
+        where = mapping.path or mapping.name
+    return resolve_targets(model, cfg.targets or default_targets, file=where)
+
+
+def plasticity_metrics(session: PlasticSession) -> dict[str, float]:
+    """The run's plasticity summary for ``results.csv``."""
+    recs = session.records
+    upd = [r for r in recs if r["plasticity_updated"]]
+    if not recs:
+        return {}
+    return {
+        "plasticity_updates": float(len(upd)),
+        "final_adapter_norm": float(recs[-1]["plasticity_adapter_norm"]),
+        "max_spectral_norm": max(float(r["plasticity_spectral_norm"]) for r in recs),
+        "mean_update_norm": sum(r["plasticity_update_norm"] for r in upd) / len(upd)
+        if upd
+        else 0.0,
+        "plasticity_clipped": float(sum(r["plasticity_clipped"] for r in recs)),
+        "plasticity_pulses": float(sum(r["plasticity_pulses"] for r in recs)),
+    }
 
 
 def run_generate(
@@ -118,6 +173,8 @@ def run_generate(
             "need at least one token", key="tokens", value=opts.tokens, allowed=">= 1"
         )
     setup, sched = resolve_chip(opts, opts.token_time, "token_time", schedule_steps=opts.tokens)
+    mapping, mapping_name, cards = chip_mapping(opts.mapping, opts.device)
+    pcfg = plasticity_setup(opts, mapping)  # checked before the model loads
     loaded = model if isinstance(model, LoadedModel) else load_model(model, progress=False)
     if loaded.kind != "causal-lm":
         raise ConfigError(
@@ -135,7 +192,14 @@ def run_generate(
     eos = getattr(tok, "eos_token_id", None) if tok is not None else None
     if eos is None:
         eos = getattr(getattr(loaded.model, "config", None), "eos_token_id", None)
-    mapping, mapping_name, cards = chip_mapping(opts.mapping, opts.device)
+    targets = (
+        plasticity_targets(pcfg, mapping, loaded.model, DEFAULT_LM_TARGETS)
+        if pcfg is not None
+        else []
+    )
+    plastic_extra = {}
+    if pcfg is not None:
+        plastic_extra["plasticity"] = pcfg.summary() | {"layers": [t.name for t in targets]}
     config = chip_config(
         opts,
         loaded.name,
@@ -161,6 +225,7 @@ def run_generate(
             "cusum_k_nats": opts.cusum_k,
             "cusum_h_nats": opts.cusum_h,
             "window": opts.window,
+            **plastic_extra,
         },
     )
     point = {
@@ -179,28 +244,38 @@ def run_generate(
         with running_chip(
             digital, opts, setup, mapping, sched, include_embeddings=opts.include_embeddings
         ) as (am, clock):
+            session = None
+            if pcfg is not None:
+                hf = am.model if am is not digital else digital
+                session = PlasticSession(hf, pcfg, targets, opts.seed)
             try:
-                result = generate_with_clock(
-                    am,
-                    ids,
-                    clock,
-                    opts.tokens,
-                    sample=opts.sample,
-                    seed=opts.seed,
-                    softmax_temperature=opts.softmax_temperature,
-                    top_k=opts.top_k,
-                    top_p=opts.top_p,
-                    streamer=streamer,
-                    stop_at_eos=opts.stop_at_eos,
-                    eos_token_id=eos,
-                )
+                with session.attach() if session is not None else contextlib.nullcontext():
+                    result = generate_with_clock(
+                        am,
+                        ids,
+                        clock,
+                        opts.tokens,
+                        sample=opts.sample,
+                        seed=opts.seed,
+                        softmax_temperature=opts.softmax_temperature,
+                        top_k=opts.top_k,
+                        top_p=opts.top_p,
+                        streamer=streamer,
+                        stop_at_eos=opts.stop_at_eos,
+                        eos_token_id=eos,
+                    )
             except GenerationInterrupted as exc:
                 interrupted = exc
                 result = exc.partial
         dig = digital_scores(digital, result.ids, result.prompt_len) if result.tokens else ([], [])
         roles = clock.roles
         rows = trace_rows(result, dig, roles, tok)
-        write_csv(run.path / "trace.csv", rows, trace_columns(roles))
+        columns = trace_columns(roles)
+        if session is not None:
+            for row, rec in zip(rows, session.records, strict=False):
+                row.update(rec)
+            columns = [*columns, *PLASTICITY_COLUMNS]
+        write_csv(run.path / "trace.csv", rows, columns)
         write_csv(run.path / "events.csv", event_rows(clock.events), EVENT_COLUMNS)
         # a chat answer ends with the template's end-of-turn token: the text is the answer
         text = tok.decode(result.tokens, skip_special_tokens=chat) if tok is not None else ""
@@ -219,6 +294,8 @@ def run_generate(
         if plots:
             plot_trace(run.path / "trace.csv", run.path, cliff=cliff, title=loaded.name)
         metrics = _metrics(rows, result, clock, cliff, roles)
+        if session is not None:
+            metrics |= plasticity_metrics(session)
         run.write([{**point, "metric": k, "value": v} for k, v in metrics.items()])
         csum = clock.summary()
         run.note(
@@ -228,6 +305,7 @@ def run_generate(
             prompt_ids=result.ids[0, : result.prompt_len].tolist(),
             faults_column="counted with DeviceModel.fault_masks at state updates",
             metrics=metrics,
+            **({"plasticity": session.summary()} if session is not None else {}),
         )
     return {
         "run_dir": run.path,
@@ -381,3 +459,92 @@ def _metrics(
         if rows[-1]["faults_so_far"] is not None:
             out["final_faults"] = float(rows[-1]["faults_so_far"])
     return out
+
+
+# --------------------------------------------------------------------------------------
+# the plasticity study's point (experiments/plasticity.toml)
+
+PLASTICITY_POINT_METRICS = (
+    "perplexity_before",
+    "perplexity_after",
+    "mean_gap_nats",
+    "late_gap_nats",
+    "final_adapter_norm",
+    "max_spectral_norm",
+    "plasticity_clipped",
+    "plasticity_pulses",
+    "diverged",
+)
+
+
+def plasticity_point(
+    settings: dict[str, Any], point: Any, loaded: LoadedModel | None = None
+) -> list[dict[str, Any]]:
+    """One point of the plasticity study: a long generation on an ageing chip with one
+    rule (or none), then the held-out perplexity with the adapters as they ended.
+
+    ``point.coords``: ``model``, ``plasticity`` (``none`` or a rule / ``hybrid``),
+    ``update`` (``ideal`` or ``device``), ``temperature``; ``point.seed`` programs the chip
+    and seeds everything. ``settings``: ``tokens``, ``token_time``, ``start_age``,
+    ``mapping``, ``device``, ``max_tokens``, ``prompt`` (a text), and optionally
+    ``plasticity_config`` (a table merged under the rule).
+
+    Rows (``{"metric", "value", "text"}``): ``perplexity_before`` (the chip at the start
+    age, no adapter), ``perplexity_after`` (the chip at the last token's time, adapters
+    as they ended), ``mean_gap_nats`` and ``late_gap_nats`` (mean of logprob - digital
+    logprob over all tokens and over the last quarter), the adapter norms, clip count,
+    pulses, ``diverged`` (1 when a norm or the perplexity is not finite).
+    """
+    from analogsim.models.quality import quality_metric  # lazy: only the study needs it
+
+    c = dict(point.coords)
+    rule = None if c["plasticity"] == "none" else str(c["plasticity"])
+    table = dict(settings.get("plasticity_config") or {})
+    table["update"] = c.get("update", "device")
+    opts = GenerateOptions(
+        mapping=settings.get("mapping", "all_analog"),
+        device=settings.get("device", "pcm"),
+        tokens=int(settings.get("tokens", 256)),
+        token_time=settings.get("token_time", "1h"),
+        start_age=settings.get("start_age", "1h"),
+        temperature=str(c.get("temperature", "300K")),
+        seed=int(point.seed),
+        plasticity=rule,
+        plasticity_config=table if rule is not None else None,
+    )
+    setup, sched = resolve_chip(opts, opts.token_time, "token_time", schedule_steps=opts.tokens)
+    mapping, _, _ = chip_mapping(opts.mapping, opts.device)
+    pcfg = plasticity_setup(opts, mapping)
+    if loaded is None:
+        loaded = load_model(c["model"], progress=False)
+    targets = plasticity_targets(pcfg, mapping, loaded.model, DEFAULT_LM_TARGETS) if pcfg else []
+    quality = quality_metric(loaded, max_tokens=int(settings.get("max_tokens", 512)))
+    ids = _prompt_tensor(settings.get("prompt", DEFAULT_PROMPT), loaded.tokenizer)
+    _check_context(loaded, ids, opts.tokens)
+    digital = loaded.model
+    with running_chip(digital, opts, setup, mapping, sched) as (am, clock):
+        session = PlasticSession(am.model, pcfg, targets, opts.seed) if pcfg else None
+        with session.attach() if session is not None else contextlib.nullcontext():
+            result = generate_with_clock(am, ids, clock, opts.tokens, seed=opts.seed)
+        with session.attach(learn=False) if session else contextlib.nullcontext():
+            ppl_after = float(quality.score(am))
+        last = clock.steps[0]
+        am.at(setup.start_age_s, last.temperature_K)
+        ppl_before = float(quality.score(am))
+    dig, _ = digital_scores(digital, result.ids, result.prompt_len)
+    gaps = [lp - d for lp, d in zip(result.logprobs, dig, strict=True)]
+    late = gaps[-max(1, len(gaps) // 4) :]
+    rows = {
+        "perplexity_before": ppl_before,
+        "perplexity_after": ppl_after,
+        "mean_gap_nats": sum(gaps) / len(gaps),
+        "late_gap_nats": sum(late) / len(late),
+    }
+    if session is not None:
+        pm = plasticity_metrics(session)
+        rows |= {k: pm[k] for k in PLASTICITY_POINT_METRICS if k in pm}
+        finite = all(math.isfinite(v) for v in (*rows.values(), pm["final_adapter_norm"]))
+    else:
+        finite = all(math.isfinite(v) for v in rows.values())
+    rows["diverged"] = float(not finite)
+    return [{"metric": k, "value": v, "text": None} for k, v in rows.items()]

@@ -12,6 +12,7 @@ of each input is computed before conversion. The setup shared with ``generate`` 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from analogsim.devices.rng import derive_seed
 from analogsim.errors import ConfigError
 from analogsim.models import LoadedModel, load_model
+from analogsim.plasticity.session import PLASTICITY_COLUMNS, PlasticSession
 from analogsim.report.rundir import RunDir, read_csv, write_csv
 from analogsim.report.trace_plots import plot_stream_trace
 from analogsim.studies.clocked import (
@@ -35,6 +37,7 @@ from analogsim.studies.clocked import (
     with_settings,
 )
 from analogsim.studies.detector import rolling_mean
+from analogsim.studies.generate import plasticity_metrics, plasticity_setup, plasticity_targets
 from analogsim.studies.trace import EVENT_COLUMNS, event_rows, stream_columns, stream_rows
 
 __all__ = ["StreamOptions", "run_stream"]
@@ -50,12 +53,18 @@ class StreamOptions(ChipOptions):
         inputs: stream length (default: the test set once).
         shuffle: permute the test set (seeded) instead of its order.
         window: rolling-accuracy window, inputs (>= 1).
+        plasticity, plasticity_config, plasticity_every: plastic LoRA adapters updated
+            once per input (or every N) at that input's time, as in ``generate``
+            (default targets: the MLP layers; docs/plasticity.md).
     """
 
     input_time: float | str = 60.0
     inputs: int | None = None
     shuffle: bool = False
     window: int = 50
+    plasticity: str | None = None
+    plasticity_config: str | Path | dict[str, Any] | None = None
+    plasticity_every: int | None = None
 
 
 def run_stream(
@@ -101,6 +110,11 @@ def run_stream(
     order = _order(n, n_test, opts.shuffle, opts.seed)
     sched = parse_noise_schedule(opts.noise, opts.schedule, n)
     mapping, mapping_name, cards = chip_mapping(opts.mapping, opts.device)
+    pcfg = plasticity_setup(opts, mapping)
+    targets = plasticity_targets(pcfg, mapping, loaded.model, ("mlp",)) if pcfg else []
+    extra = {}
+    if pcfg is not None:
+        extra["plasticity"] = pcfg.summary() | {"layers": [t.name for t in targets]}
     config = chip_config(
         opts,
         loaded.name,
@@ -109,6 +123,7 @@ def run_stream(
         sched,
         "input_time_s",
         study={"inputs": n, "shuffle": opts.shuffle, "window": opts.window},
+        extra=extra or None,
     )
     point = {
         "model": loaded.name,
@@ -136,7 +151,9 @@ def run_stream(
         with running_chip(net, opts, setup, mapping, sched) as (am, clock):
             target = am.model if am is not net else net
             target.eval()
-            with torch.no_grad(), clock.attach(target):
+            session = PlasticSession(target, pcfg, targets, opts.seed) if pcfg else None
+            plastic = session.attach() if session is not None else contextlib.nullcontext()
+            with torch.no_grad(), plastic, clock.attach(target):
                 for i in range(n):
                     j = int(order[i])
                     logits = am(x_test[j : j + 1])  # (1, C)
@@ -156,7 +173,12 @@ def run_stream(
             rolling,
             roles,
         )
-        write_csv(run.path / "trace.csv", rows, stream_columns(roles))
+        columns = stream_columns(roles)
+        if session is not None:
+            for row, rec in zip(rows, session.records, strict=False):
+                row.update(rec)
+            columns = [*columns, *PLASTICITY_COLUMNS]
+        write_csv(run.path / "trace.csv", rows, columns)
         write_csv(run.path / "events.csv", event_rows(clock.events), EVENT_COLUMNS)
         if plots:
             _plot(run.path, digital_acc, window, loaded.name)
@@ -169,9 +191,15 @@ def run_stream(
             "min_rolling_accuracy": min(rolling[min(window, n) - 1 :]),
             "state_updates": float(clock.n_updates),
         }
+        if session is not None:
+            metrics |= plasticity_metrics(session)
         run.write([{**point, "metric": k, "value": v} for k, v in metrics.items()])
         csum = clock.summary()
-        run.note(clock=csum, metrics=metrics)
+        run.note(
+            clock=csum,
+            metrics=metrics,
+            **({"plasticity": session.summary()} if session is not None else {}),
+        )
     return {"run_dir": run.path, "rows": rows, "metrics": metrics, "clock": csum}
 
 
