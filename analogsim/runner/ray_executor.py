@@ -16,8 +16,10 @@ of the actor that runs it. Actors are spread over the nodes (``SPREAD``).
 
 Faults: an actor whose process or node dies is restarted by Ray (``max_restarts``) and
 its point re-executed (``max_task_retries``); if Ray gives up (restarts used up, actor
-gone), the executor replaces the actor and resubmits the point itself. Either way the
-driver yields exactly one result per task (a point is written once), and after
+gone), the executor replaces the actor and resubmits the point itself; a point that
+waits far longer than the others while a worker is idle gets a backup copy there (an
+actor that Ray cannot place again). Either way the driver yields exactly one result per
+task, the first to arrive (a point is written once), and after
 ``retries`` failed attempts the point comes back with ``error`` set (not written; a
 rerun with the same ``--out`` retries it). A point's numbers depend only on its task
 (seed from the config and its coordinates), so any worker count, any node, a retry and
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,6 +47,11 @@ __all__ = ["PointWorker", "RayExecutor", "import_ray", "wait_for_nodes", "wants_
 EXTRA = "ray"
 #: settings keys whose value, when it starts with ``cuda``, asks for a GPU per worker
 GPU_KEYS = ("device", "torch_device")
+POLL_S = 5.0  # the driver looks at stragglers at least this often
+#: a point in flight longer than max(STRAGGLER_MIN_S, STRAGGLER_FACTOR x the median point)
+#: while a worker is idle and nothing else is left gets a backup copy
+STRAGGLER_MIN_S = 60.0
+STRAGGLER_FACTOR = 5.0
 
 
 def import_ray() -> Any:
@@ -114,6 +122,11 @@ class RayExecutor(Executor):
             CUDA, see :func:`wants_gpu`, else 0).
         retries: attempts of a point beyond the first (Ray's ``max_task_retries`` and
             ``max_restarts``, then the executor's own resubmission).
+        straggler_s: when nothing is left to hand out and a worker is idle, a point in
+            flight longer than this gets a second copy on the idle worker (first result
+            wins; default: 5 x the median point, at least 60 s). It keeps a run from
+            waiting forever on an actor that Ray cannot place again (its node gone and
+            no room elsewhere).
         init_kwargs: extra keyword arguments of ``ray.init`` (``runtime_env`` ...).
 
     Raises:
@@ -128,6 +141,7 @@ class RayExecutor(Executor):
         cpus_per_worker: float | None = None,
         gpus_per_worker: float | None = None,
         retries: int = 3,
+        straggler_s: float | None = None,
         init_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if workers < 1:
@@ -138,11 +152,13 @@ class RayExecutor(Executor):
         self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
         self.retries = int(retries)
+        self.straggler_s = straggler_s
         self.init_kwargs = dict(init_kwargs or {})
         where = {None: "local runtime", "auto": "RAY_ADDRESS"}.get(address, address)
         self.name = f"ray, {self.workers} worker{'s' if self.workers > 1 else ''} ({where})"
         self.replaced = 0  # actors the executor itself had to replace (Ray gave up)
         self.resubmitted = 0  # points the executor itself resubmitted
+        self.backups = 0  # second copies of stragglers (see _back_up)
         self._actors: list[Any] = []
         self._infos: list[dict[str, Any]] = []
         self._connected = False
@@ -262,43 +278,92 @@ class RayExecutor(Executor):
         self._start(tasks)
         todo: deque[Task] = deque(tasks)
         idle: deque[int] = deque(range(len(self._actors)))
-        running: dict[Any, tuple[Task, int]] = {}
+        running: dict[Any, tuple[Task, int, float]] = {}  # ref -> task, slot, start
+        copies: dict[int, int] = {}  # point index -> copies in flight
         attempts: dict[int, int] = {}
-        while todo or running:
-            # hand out work before yielding: the runner writes each result between
-            # yields, and the actors should not wait for that
+        finished: set[int] = set()
+        seconds: list[float] = []
+
+        def submit() -> None:
+            # before yielding: the runner writes each result between yields, and the
+            # actors should not wait for that
             while todo and idle:
                 slot, task = idle.popleft(), todo.popleft()
-                running[self._actors[slot].execute.remote(task)] = (task, slot)
-            ready, rest = ray.wait(list(running), num_returns=1)
-            if rest:  # everything else that is finished too
+                if task.point.index in finished:
+                    idle.appendleft(slot)
+                    continue
+                running[self._actors[slot].execute.remote(task)] = (
+                    task,
+                    slot,
+                    time.monotonic(),
+                )
+                copies[task.point.index] = copies.get(task.point.index, 0) + 1
+
+        while todo or running:
+            submit()
+            if not running:  # every worker idle and nothing to hand out: cannot happen
+                break
+            ready, rest = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+            if ready and rest:  # everything else that is finished too
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             out: list[PointResult] = []
             for ref in ready:
-                task, slot = running.pop(ref)
+                task, slot, _ = running.pop(ref)
+                i = task.point.index
+                copies[i] -= 1
+                idle.append(slot)
                 try:
-                    out.append(ray.get(ref))
+                    res = ray.get(ref)
                 except RayTaskError as exc:  # worker.execute never raises; be safe
-                    out.append(PointResult(task.point, error=f"{type(exc).__name__}: {exc}"))
+                    res = PointResult(task.point, error=f"{type(exc).__name__}: {exc}")
                 except RayError as exc:  # the actor (process or node) is gone for good
-                    n = attempts[task.point.index] = attempts.get(task.point.index, 0) + 1
                     self._replace(slot)
-                    if n > self.retries:
-                        out.append(
-                            PointResult(
-                                task.point,
-                                error=f"the Ray worker running this point died {n} times "
-                                f"({type(exc).__name__}); the point was not measured",
-                            )
-                        )
-                    else:
+                    if i in finished or copies[i] > 0:
+                        continue  # a backup copy has it
+                    n = attempts[i] = attempts.get(i, 0) + 1
+                    if n <= self.retries:
                         self.resubmitted += 1
                         todo.appendleft(task)
-                idle.append(slot)
-            while todo and idle:
-                slot, task = idle.popleft(), todo.popleft()
-                running[self._actors[slot].execute.remote(task)] = (task, slot)
+                        continue
+                    res = PointResult(
+                        task.point,
+                        error=f"the Ray worker running this point died {n} times "
+                        f"({type(exc).__name__}); the point was not measured",
+                    )
+                if i in finished:
+                    continue  # the other copy of a backed-up point came first
+                finished.add(i)
+                if res.error is None:
+                    seconds.append(res.seconds)
+                out.append(res)
+            if not todo and idle:
+                self._back_up(running, copies, seconds, todo, len(idle))
+            submit()
             yield from out
+
+    def _back_up(
+        self,
+        running: dict[Any, tuple[Task, int, float]],
+        copies: dict[int, int],
+        seconds: list[float],
+        todo: deque[Task],
+        free: int,
+    ) -> None:
+        """Nothing left to hand out and a worker idle: a point running much longer than
+        the others (its actor waiting for a node that may not come back) gets a second
+        copy on the idle worker; the first result wins (the numbers are the same)."""
+        if not seconds:
+            return
+        limit = self.straggler_s
+        if limit is None:
+            limit = max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * statistics.median(seconds))
+        now = time.monotonic()
+        for task, _, start in sorted(running.values(), key=lambda r: r[2]):
+            if copies[task.point.index] == 1 and now - start > limit:
+                self.backups += 1
+                todo.append(task)  # submit() counts the copy
+                if len(todo) >= free:
+                    return
 
     def close(self) -> None:
         """Stop the actors; disconnect (and stop a runtime started here)."""
