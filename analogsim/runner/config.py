@@ -29,7 +29,7 @@ from analogsim.config import check_number, load_toml
 from analogsim.errors import ConfigError
 from analogsim.runner.points import Point, expand_grid
 
-__all__ = ["REPORTS", "STUDIES", "Experiment", "load_experiment"]
+__all__ = ["AXES", "REPORTS", "SHARED_DRAW", "STUDIES", "Experiment", "load_experiment"]
 
 STUDIES = ("noise", "drift", "chip")
 REPORTS = (
@@ -226,10 +226,19 @@ AXES: dict[str, dict[str, tuple[Check, list[Any] | None]]] = {
         "model": (_list(_model), None),
         "mapping": (_list(_mapping), None),
         "device": (_list(_device), None),
+        "seed": (_seeds, [0]),
         "age": (_list(_time), None),
         "temperature": (_list(_temperature), ["27C"]),
-        "seed": (_seeds, [0]),
     },
+}
+
+# axes left out of a point's seed: the points that differ only there share one draw
+# (noise: one direction scaled by sigma; drift: the processes compared on one draw;
+# chip: one programmed chip read at every age and temperature)
+SHARED_DRAW: dict[str, tuple[str, ...]] = {
+    "noise": ("sigma",),
+    "drift": ("process", "temperature"),
+    "chip": ("age", "temperature"),
 }
 
 # section -> key -> (checker, default)
@@ -258,9 +267,11 @@ SECTIONS: dict[str, dict[str, tuple[Check, Any]]] = {
         "prompts": (_list(_str()), _PROMPTS),
         "tokens": (_num(1, 4096, integer=True), 32),
         "token_time": (_time, "1h"),
+        "noise": (_str(_noises), "gaussian"),
     },
     "chip": {
         "start_age": (_time, 0),
+        "mapping": (_mapping, "all_analog"),
     },
     "report": {
         "multiples": (_list(_num(0.0, 1e9, lo_inclusive=False), allow_empty=True), [2.0]),
@@ -314,7 +325,12 @@ class Experiment:
             axes = [
                 (a, [v for v in vals if v in models] if a == "model" else vals) for a, vals in axes
             ]
-        return expand_grid(axes, base_seed=self.seed, keep=_keep(self.study, self.axes))
+        return expand_grid(
+            axes,
+            base_seed=self.seed,
+            shared_draw=SHARED_DRAW[self.study],
+            keep=_keep(self.study, self.axes),
+        )
 
     def axis(self, name: str) -> list[Any]:
         return dict(self.axes)[name]

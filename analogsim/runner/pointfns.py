@@ -26,7 +26,14 @@ from typing import Any
 
 from analogsim.runner.points import Point
 
-__all__ = ["NOISE_METRICS", "POINT_FUNCTIONS", "noise_point", "roles_of"]
+__all__ = [
+    "NOISE_METRICS",
+    "POINT_FUNCTIONS",
+    "language_rows",
+    "noise_point",
+    "quality_of",
+    "roles_of",
+]
 
 NOISE_METRICS = (
     "perplexity",
@@ -44,7 +51,8 @@ def roles_of(label: str) -> list[str] | None:
     return None if label == "all" else label.split("+")
 
 
-def _quality(spec: str, loaded: Any, settings: Mapping[str, Any]) -> Any:
+def quality_of(spec: str, loaded: Any, settings: Mapping[str, Any]) -> Any:
+    """The model's quality metric on the run's evaluation text, made once per worker."""
     from analogsim.models.quality import quality_metric
     from analogsim.runner.cache import cached
 
@@ -72,7 +80,7 @@ def language_rows(
     model = loaded.model
     with torch.no_grad():
         if "perplexity" in wanted:
-            q = _quality(spec, loaded, settings)
+            q = quality_of(spec, loaded, settings)
             rows.append(_row(q.name, _finite_or_inf(q.score(model))))
         lm = loaded.kind == "causal-lm" and loaded.tokenizer is not None
         if lm and "entropy_bits" in wanted:
@@ -83,7 +91,7 @@ def language_rows(
         gen = {"distinct_1", "distinct_2", "sample"} & wanted
         if lm and gen:
             texts = generate_samples(
-                model, loaded.tokenizer, list(settings["prompts"]), settings["generate_tokens"]
+                model, loaded.tokenizer, list(settings["prompts"]), settings["tokens"]
             )
             for n in (1, 2):
                 if f"distinct_{n}" in wanted:

@@ -164,7 +164,8 @@ def run_experiment(
                 for res in ex.run(tasks):
                     if res.error is not None:
                         errors.append((res.point, res.error))
-                        say(f"FAILED {res.point.label()}: {res.error.splitlines()[0]}")
+                        # always said, also without progress: the run will exit non-zero
+                        _say(con, f"FAILED {res.point.label()}: {res.error.splitlines()[0]}")
                         advance(1, status="failed")
                         continue
                     coords = res.point.as_dict()

@@ -6,6 +6,7 @@ Each seed of a noise study is one noise draw scaled by sigma (common random numb
 interval is over those per-seed values (a seed whose curve never crosses is counted and
 left out of the mean, and said). Assumption: seeds are independent draws, so the t
 interval ``mean +- t(0.975, n-1) s / sqrt(n)`` applies; with n = 1 there is no interval.
+Perplexities are averaged in log space (geometric mean; the interval is multiplicative).
 """
 
 from __future__ import annotations
@@ -36,8 +37,18 @@ class Estimate:
         return (self.hi - self.lo) / 2
 
 
-def estimate(values: Sequence[float], level: float = 0.95) -> Estimate:
-    """Mean and Student-t interval of ``values`` (NaN values dropped)."""
+def estimate(values: Sequence[float], level: float = 0.95, *, log: bool = False) -> Estimate:
+    """Mean and Student-t interval of ``values`` (NaN values dropped). With ``log``
+    (perplexities: heavy right tail, always > 0) the interval is computed on ``log(v)``
+    and mapped back: a geometric mean with an asymmetric interval, never below 0."""
+    if log:
+        vals = [float(v) for v in values if not math.isnan(float(v))]
+        if any(v <= 0 for v in vals):
+            return estimate(vals, level)
+        e = estimate([math.log(v) for v in vals], level)
+        return Estimate(
+            *(math.exp(x) if not math.isnan(x) else x for x in (e.mean, e.lo, e.hi)), e.n
+        )
     vals = [float(v) for v in values if not math.isnan(float(v))]
     n = len(vals)
     if n == 0:
