@@ -2,11 +2,11 @@
 
 Layout (``experiments/README.md`` has every key)::
 
-    [experiment]   name, study (noise | drift | chip), report, description, seed
+    [experiment]   name, study (noise | drift | chip | plasticity), report, description, seed
     [grid]         the axes of the study: lists of values (seed: a count or a list)
     [metrics]      what each point measures and on what (noise and drift studies)
     [generation]   prompts and lengths of generated text
-    [chip]         chip settings (chip and drift studies)
+    [chip]         chip settings (chip, drift and plasticity studies)
     [report]       thresholds and the published numbers to compare with
     [quick]        the same tables again, with the values of the ``--quick`` smoke run
 
@@ -31,7 +31,7 @@ from analogsim.runner.points import Point, expand_grid
 
 __all__ = ["AXES", "REPORTS", "SHARED_DRAW", "STUDIES", "Experiment", "load_experiment"]
 
-STUDIES = ("noise", "drift", "chip")
+STUDIES = ("noise", "drift", "chip", "plasticity")
 REPORTS = (
     "noise_sweep",
     "layer_sensitivity",
@@ -230,6 +230,15 @@ AXES: dict[str, dict[str, tuple[Check, list[Any] | None]]] = {
         "age": (_list(_time), None),
         "temperature": (_list(_temperature), ["27C"]),
     },
+    # the plasticity study's point function is analogsim.studies.generate.plasticity_point
+    # (docs/plasticity.md): local rules on LoRA adapters while an all-analog chip ages
+    "plasticity": {
+        "model": (_list(_model), None),
+        "plasticity": (_list(_str()), None),
+        "update": (_list(_str(lambda: ("ideal", "device"))), ["ideal"]),
+        "temperature": (_list(_temperature), ["27C"]),
+        "seed": (_seeds, [0]),
+    },
 }
 
 # axes left out of a point's seed: the points that differ only there share one draw
@@ -239,6 +248,7 @@ SHARED_DRAW: dict[str, tuple[str, ...]] = {
     "noise": ("sigma",),
     "drift": ("process", "temperature"),
     "chip": ("age", "temperature"),
+    "plasticity": ("plasticity", "update"),
 }
 
 # section -> key -> (checker, default)
@@ -272,6 +282,7 @@ SECTIONS: dict[str, dict[str, tuple[Check, Any]]] = {
     "chip": {
         "start_age": (_time, 0),
         "mapping": (_mapping, "all_analog"),
+        "device": (_device, "pcm"),
     },
     "report": {
         "multiples": (_list(_num(0.0, 1e9, lo_inclusive=False), allow_empty=True), [2.0]),
@@ -340,7 +351,7 @@ def _keep(study: str, axes: list[tuple[str, list[Any]]]) -> Callable[[dict[str, 
     """Points that carry information: at sigma 0 nothing is drawn and no role is
     perturbed, so one point per model runs (at the first value of the other axes); a
     drift schedule does not depend on the temperature, so it runs at the first
-    temperature only."""
+    temperature only; without plasticity the update model is moot (first one only)."""
     first = {a: vals[0] for a, vals in axes}
 
     def keep(c: dict[str, Any]) -> bool:
@@ -348,6 +359,8 @@ def _keep(study: str, axes: list[tuple[str, list[Any]]]) -> Callable[[dict[str, 
             return all(c[a] == first[a] for a in ("noise", "roles", "relative", "seed"))
         if study == "drift" and not str(c["process"]).startswith("device:"):
             return c["temperature"] == first["temperature"]
+        if study == "plasticity" and c["plasticity"] == "none":
+            return c["update"] == first["update"]  # no adapter: nothing is written
         return True
 
     return keep

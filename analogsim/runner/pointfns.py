@@ -16,6 +16,8 @@ Studies:
 * ``drift``: noise that grows *during* generation (``analogsim.runner.drift``).
 * ``chip``: a partition on a device at an age and temperature
   (``analogsim.runner.chip``).
+* ``plasticity``: local-rule plasticity on LoRA adapters while the chip ages
+  (``analogsim.studies.generate.plasticity_point``, docs/plasticity.md).
 """
 
 from __future__ import annotations
@@ -173,4 +175,5 @@ POINT_FUNCTIONS: dict[str, Callable[[Mapping[str, Any], Point], list[dict[str, A
     "noise": noise_point,
     "drift": _lazy("analogsim.runner.drift", "drift_point"),
     "chip": _lazy("analogsim.runner.chip", "chip_point"),
+    "plasticity": _lazy("analogsim.studies.generate", "plasticity_point"),
 }
