@@ -486,8 +486,8 @@ def plasticity_point(
     ``point.coords``: ``model``, ``plasticity`` (``none`` or a rule / ``hybrid``),
     ``update`` (``ideal`` or ``device``), ``temperature``; ``point.seed`` programs the chip
     and seeds everything. ``settings``: ``tokens``, ``token_time``, ``start_age``,
-    ``mapping``, ``device``, ``max_tokens``, ``prompt`` (a text), and optionally
-    ``plasticity_config`` (a table merged under the rule).
+    ``mapping``, ``device``, ``max_tokens``, ``prompt`` (a text; or the first of
+    ``prompts``), and optionally ``plasticity_config`` (a table merged under the rule).
 
     Rows (``{"metric", "value", "text"}``): ``perplexity_before`` (the chip at the start
     age, no adapter), ``perplexity_after`` (the chip at the last token's time, adapters
@@ -519,7 +519,8 @@ def plasticity_point(
         loaded = load_model(c["model"], progress=False)
     targets = plasticity_targets(pcfg, mapping, loaded.model, DEFAULT_LM_TARGETS) if pcfg else []
     quality = quality_metric(loaded, max_tokens=int(settings.get("max_tokens", 512)))
-    ids = _prompt_tensor(settings.get("prompt", DEFAULT_PROMPT), loaded.tokenizer)
+    prompt = settings.get("prompt") or (settings.get("prompts") or [DEFAULT_PROMPT])[0]
+    ids = _prompt_tensor(prompt, loaded.tokenizer)
     _check_context(loaded, ids, opts.tokens)
     digital = loaded.model
     with running_chip(digital, opts, setup, mapping, sched) as (am, clock):
