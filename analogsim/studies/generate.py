@@ -35,6 +35,7 @@ from analogsim.models import LoadedModel, has_chat_template, load_model, prompt_
 from analogsim.plasticity.config import DEFAULT_LM_TARGETS, PlasticityConfig, plasticity_config
 from analogsim.plasticity.session import PLASTICITY_COLUMNS, PlasticSession
 from analogsim.plasticity.targets import Target, resolve_targets
+from analogsim.report.figure import new_figure, save_figure
 from analogsim.report.rundir import RunDir, read_csv, write_csv
 from analogsim.report.trace_plots import plot_trace
 from analogsim.studies.clocked import (
@@ -136,6 +137,39 @@ def plasticity_metrics(session: PlasticSession) -> dict[str, float]:
         "plasticity_clipped": float(sum(r["plasticity_clipped"] for r in recs)),
         "plasticity_pulses": float(sum(r["plasticity_pulses"] for r in recs)),
     }
+
+
+def plot_plasticity(trace_csv: Path, out_dir: Path, *, index: str, title: str = "") -> Path:
+    """``plasticity.png`` from a trace with the plasticity columns: adapter norm, largest
+    singular value and size of each update (log scale) against the step index, clipped or
+    capped updates marked."""
+    rows = read_csv(trace_csv)
+    x = [int(r[index]) for r in rows]
+
+    def col(name: str) -> list[float]:
+        out = []
+        for r in rows:
+            try:
+                v = float(r[name])
+            except (TypeError, ValueError):
+                v = math.nan
+            out.append(v if v > 0 else math.nan)
+        return out
+
+    fig, ax = new_figure((8, 4))
+    ax.plot(x, col("plasticity_adapter_norm"), label="adapter norm ||s A B||_F")
+    ax.plot(x, col("plasticity_spectral_norm"), label="largest singular value")
+    ax.plot(x, col("plasticity_update_norm"), ".", ms=3, label="update written")
+    clipped = [xi for xi, r in zip(x, rows, strict=True) if float(r["plasticity_clipped"] or 0) > 0]
+    if clipped:
+        lo = min((v for v in col("plasticity_update_norm") if v == v), default=1e-12)
+        ax.plot(clipped, [lo] * len(clipped), "|", color="red", ms=8, label="clipped / capped")
+    ax.set_yscale("log")
+    ax.set_xlabel(index.replace("_", " "))
+    ax.set_ylabel("norm")
+    ax.set_title((f"{title}: " if title else "") + "plastic adapters over the run")
+    ax.legend(loc="best", fontsize=8)
+    return save_figure(fig, out_dir / "plasticity.png")
 
 
 def run_generate(
@@ -293,6 +327,10 @@ def run_generate(
         )
         if plots:
             plot_trace(run.path / "trace.csv", run.path, cliff=cliff, title=loaded.name)
+            if session is not None:
+                plot_plasticity(
+                    run.path / "trace.csv", run.path, index="token_index", title=loaded.name
+                )
         metrics = _metrics(rows, result, clock, cliff, roles)
         if session is not None:
             metrics |= plasticity_metrics(session)
@@ -416,6 +454,8 @@ def _resumed(run: RunDir, name: str, plots: bool) -> dict[str, Any]:
     )
     if plots:
         plot_trace(run.path / "trace.csv", run.path, cliff=cliff, title=name)
+        if rows and "plasticity_adapter_norm" in rows[0]:
+            plot_plasticity(run.path / "trace.csv", run.path, index="token_index", title=name)
     return {
         "run_dir": run.path,
         "text": man.get("text", ""),

@@ -37,7 +37,12 @@ from analogsim.studies.clocked import (
     with_settings,
 )
 from analogsim.studies.detector import rolling_mean
-from analogsim.studies.generate import plasticity_metrics, plasticity_setup, plasticity_targets
+from analogsim.studies.generate import (
+    plasticity_metrics,
+    plasticity_setup,
+    plasticity_targets,
+    plot_plasticity,
+)
 from analogsim.studies.trace import EVENT_COLUMNS, event_rows, stream_columns, stream_rows
 
 __all__ = ["StreamOptions", "run_stream"]
@@ -182,6 +187,10 @@ def run_stream(
         write_csv(run.path / "events.csv", event_rows(clock.events), EVENT_COLUMNS)
         if plots:
             _plot(run.path, digital_acc, window, loaded.name)
+            if session is not None:
+                plot_plasticity(
+                    run.path / "trace.csv", run.path, index="input_index", title=loaded.name
+                )
         metrics = {
             "inputs": float(n),
             "accuracy": sum(correct) / n,

@@ -111,14 +111,9 @@ def test_stream_gets_plasticity(tmp_path):
     y = torch.randint(0, 5, (20,))
     lm = LoadedModel("mlp", "classifier", make_mlp(), None, {"x_test": x, "y_test": y})
     res = run_stream(
-        lm,
-        inputs=10,
-        input_time="1h",
-        device="pcm",
-        plasticity="bcm",
-        out=tmp_path / "s",
-        plots=False,
+        lm, inputs=10, input_time="1h", device="pcm", plasticity="bcm", out=tmp_path / "s"
     )
+    assert (res["run_dir"] / "plasticity.png").stat().st_size > 0
     rows = read_csv(res["run_dir"] / "trace.csv")
     assert len(rows) == 10 and set(PLASTICITY_COLUMNS) <= set(rows[0])
     assert res["metrics"]["plasticity_updates"] == 10.0
