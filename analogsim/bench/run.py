@@ -29,42 +29,21 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analogsim.bench.clock import run_generation_bench
+from analogsim.bench.decode import decode_rows
+from analogsim.bench.regimes import REGIMES, mapping_for
 from analogsim.bench.smollm2 import run_smollm2_bench
+from analogsim.bench.split import split_rows, split_times
 from analogsim.bench.timing import interleaved
 from analogsim.bench.training import bench_training_step
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
-from analogsim.mapping.rules import mapping_from_dict
 from analogsim.models import load_model
 from analogsim.report.rundir import RunDir
+from analogsim.tiles.io import get_epilogue, set_epilogue
 from analogsim.tiles.layer import free_shared_workspace, shared_workspace_bytes
 
-REGIMES = ("state", "io", "io+read")
+_mapping_for = mapping_for  # the name experiments/gpu_check.py imports
 BENCH_COLUMNS = ["case", "regime", "engine", "median_ms", "digital_ms", "ratio", "note"]
-
-
-def _tile_settings(regime: str) -> dict[str, Any]:
-    if regime == "state":
-        return dict(
-            dac_bits=0, adc_bits=0, out_noise=0.0, read_noise=0.0, drift_compensation="global"
-        )
-    if regime == "io":
-        return dict(
-            dac_bits=8,
-            adc_bits=8,
-            adc_bound=10.0,
-            out_noise=0.04,
-            read_noise=0.0,
-            drift_compensation="global",
-        )
-    return dict(
-        dac_bits=8,
-        adc_bits=8,
-        adc_bound=10.0,
-        out_noise=0.04,
-        read_noise=0.0175,
-        drift_compensation="global",
-    )
 
 
 @dataclass
@@ -255,21 +234,6 @@ def peak_memory_rows(n_layer: int = 12, n_embd: int = 768) -> list[dict[str, Any
     ]
 
 
-def _mapping_for(regime: str, device: str = "pcm"):
-    return mapping_from_dict(
-        {
-            "name": f"bench-{regime}",
-            "tied_weights": "independent",
-            "default": {
-                "placement": "analog",
-                "device": device,
-                "tile": {"rows": 512, "cols": 512, **_tile_settings(regime)},
-            },
-            "rule": [{"role": "embedding", "placement": "digital", "optional": True}],
-        }
-    )
-
-
 def aihwkit_model(model: nn.Module, regime: str, t_inference: float = 3600.0) -> nn.Module | None:
     """The same model through aihwkit's TorchInferenceRPUConfig, programmed and drifted."""
     try:  # lazy: aihwkit is an optional dev extra
@@ -328,21 +292,43 @@ def tensor_bytes(module: nn.Module) -> int:
     return total
 
 
+def _with(epilogue: str, case: Case, am: Any) -> Callable[[], Any]:
+    """``case(am)`` with the tile epilogue ``epilogue``."""
+
+    def run() -> Any:
+        set_epilogue(epilogue)
+        return case(am)
+
+    return run
+
+
 def run_case(
-    case: Case, regimes: tuple[str, ...] = REGIMES, rounds: int = 7, with_aihwkit: bool = True
+    case: Case,
+    regimes: tuple[str, ...] = REGIMES,
+    rounds: int = 7,
+    with_aihwkit: bool = True,
+    split: bool = True,
 ) -> list[dict[str, Any]]:
-    """Time digital vs analogsim (and aihwkit) for each regime; memory ratios."""
+    """Time digital vs analogsim (fused and torch epilogues; and aihwkit) for each regime;
+    with ``split``, where the io regimes' time goes (:mod:`analogsim.bench.split`); memory
+    ratios."""
     rows: list[dict[str, Any]] = []
     digital_bytes = tensor_bytes(case.model)
     with torch.no_grad():
         for regime in regimes:
             am = convert(case.model, _mapping_for(regime)).program(0).at(3600.0)
-            fns = {"digital": lambda: case(case.model), "analogsim": lambda am=am: case(am)}
+            fns = {"digital": lambda: case(case.model), "analogsim": _with("fused", case, am)}
+            if regime != "state":  # the torch epilogue, the path before issue 18
+                fns["analogsim-torch-epilogue"] = _with("torch", case, am)
             ak = aihwkit_model(case.model, regime) if with_aihwkit else None
             if ak is not None:
                 fns["aihwkit"] = lambda ak=ak: case(ak)
             free_shared_workspace()  # measure this case's scratch buffers, not an earlier one's
-            med = interleaved(fns, rounds=rounds)
+            before = get_epilogue()
+            try:
+                med = interleaved(fns, rounds=rounds)
+            finally:
+                set_epilogue(before)
             for engine in fns:
                 if engine == "digital":
                     continue
@@ -354,7 +340,11 @@ def run_case(
                         "median_ms": med[engine] * 1e3,
                         "digital_ms": med["digital"] * 1e3,
                         "ratio": med[engine] / med["digital"],
-                        "note": case.note if engine == "aihwkit" else "",
+                        "note": case.note
+                        if engine == "aihwkit"
+                        else (
+                            "fused epilogue" if engine == "analogsim" and regime != "state" else ""
+                        ),
                     }
                 )
             if with_aihwkit and ak is None:
@@ -396,6 +386,11 @@ def run_case(
                             "note": f"extra tensors {extra / 2**20:.1f} MiB",
                         }
                     )
+            if regime != "state" and split:
+                times = split_times(
+                    am, lambda: case(case.model), lambda am=am: case(am), rounds=rounds
+                )
+                rows += split_rows(case.name, regime, times, torch.get_num_threads())
             if regime != "state":
                 ws = shared_workspace_bytes() + sum(
                     layer.workspace_bytes() for _, layer in am.analog_layers()
@@ -415,7 +410,29 @@ def run_case(
     return rows
 
 
-ONLY = ("smollm2",)
+def machine() -> dict[str, Any]:
+    """What the ratios depend on: threads, the CPU model and its vector flags (lscpu's
+    names), the tile epilogue; recorded in each run's config."""
+    flags: list[str] = []
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+            elif line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    vector = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
+    return {
+        "threads": torch.get_num_threads(),
+        "cpu": model,
+        "cpu_vector_flags": " ".join(vector),
+        "epilogue": get_epilogue(),
+    }
+
+
+ONLY = ("smollm2", "decode")
 """Benchmarks run alone with ``only=`` (``analogsim bench --only NAME``)."""
 
 
@@ -432,10 +449,13 @@ def run_benchmarks(
     if only is not None:
         if only not in ONLY:
             raise ConfigError("unknown benchmark", key="only", value=only, allowed=", ".join(ONLY))
-        config = {"quick": quick, "only": only, "threads": torch.get_num_threads()}
+        config = {"quick": quick, "only": only, **machine()}
         with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
             if not run.rows:
-                rows = run_smollm2_bench(quick=quick, console=console)
+                if only == "decode":
+                    rows = decode_rows(tokens=8 if quick else 32, rounds=1 if quick else 3)
+                else:
+                    rows = run_smollm2_bench(quick=quick, console=console)
                 run.write(rows)
             if console is not None:  # rows read back from the run directory: text cells
                 nums = ("median_ms", "digital_ms", "ratio")
@@ -445,7 +465,7 @@ def run_benchmarks(
     cases.append((lambda: wide_mlp_case(1024, 3, 64)) if quick else wide_mlp_case)
     if not quick:
         cases += [tiny_gpt2_case, minilm_case]
-    config = {"quick": quick, "threads": torch.get_num_threads()}
+    config = {"quick": quick, **machine()}
     with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
         done_cases = {r["case"] for r in run.rows}
         for make in cases:

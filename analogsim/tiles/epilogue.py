@@ -102,6 +102,29 @@ static inline void normals64(uint64_t g, uint32_t row, uint32_t k0, uint32_t k1,
     z[2 * L + i] = rb * sinf(tb + hp); z[3 * L + i] = rb * sinf(tb);
   }
 }
+/* DAC, dynamic range: alpha[m] = max(max_k |x[m,k]|, 1e-30); xs = x * ((1 / alpha) * lv),
+   rounded (the torch path's operations in its order, so the same codes). */
+void analogsim_dac(const float *x, float *xs, float *alpha, int64_t m0, int64_t m1,
+                   int64_t K, float lv, int do_round) {
+  for (int64_t m = m0; m < m1; m++) {
+    const float *xr = x + m * K;
+    float *o = xs + m * K;
+    float a = 0.0f;
+#pragma omp simd reduction(max : a)
+    for (int64_t k = 0; k < K; k++) a = fmaxf(a, fabsf(xr[k]));
+    a = fmaxf(a, 1e-30f);
+    alpha[m] = a;
+    volatile float r = 1.0f / a; /* not folded into lv / a by -ffast-math */
+    const float s = r * lv;
+    if (do_round) {
+#pragma omp simd
+      for (int64_t k = 0; k < K; k++) o[k] = rintf(xr[k] * s);
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < K; k++) o[k] = xr[k] * s;
+    }
+  }
+}
 /* var_kind: 0 none, 1 bfloat16, 2 float32 */
 void analogsim_epilogue(const float *parts, const void *var, int var_kind, float *out,
     const float *alpha, const float *ostep, const float *bias, int64_t T, int64_t M,
@@ -173,6 +196,7 @@ void analogsim_epilogue(const float *parts, const void *var, int var_kind, float
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
 _LOCK = threading.Lock()
 _LIB: Any = None
+_DAC: Any = None
 _TRIED = False
 _ERROR: str | None = None
 
@@ -223,18 +247,21 @@ def _build() -> Any:
     fn.argtypes = [p, p, i32, p, p, p, p, i64, i64, i64, i64, i64]
     fn.argtypes += [f32] * 6 + [i32, i32, ctypes.c_uint64]
     fn.restype = None
-    return fn
+    dac = lib.analogsim_dac
+    dac.argtypes = [p, p, p, i64, i64, i64, f32, i32]
+    dac.restype = None
+    return fn, dac
 
 
 def available() -> bool:
     """True when the CPU kernel is built (or builds now) and loads."""
-    global _LIB, _TRIED, _ERROR
+    global _LIB, _DAC, _TRIED, _ERROR
     if _TRIED:
         return _LIB is not None
     with _LOCK:
         if not _TRIED:
             try:
-                _LIB = _build()
+                _LIB, _DAC = _build()
             except Exception as exc:  # no compiler, no libmvec, read-only cache, ...
                 _ERROR = str(exc)
             _TRIED = True
@@ -330,18 +357,34 @@ def epilogue_cpu(
         int(noisy),
         ukey,
     )
+    _split_rows(_LIB, m, t_ * m * n, args, consts)
+    return out
+
+
+def _split_rows(fn: Any, m: int, work: int, *args: Any) -> None:
+    """``fn(*args[:k], m0, m1, *args[k:])`` over row blocks, on the pool when it pays;
+    ``args`` is ``(head, tail)``."""
+    head, tail = args
     workers = min(torch.get_num_threads(), m)
-    if workers <= 1 or t_ * m * n < MIN_PARALLEL:
-        _LIB(*args, 0, m, *consts)
-        return out
+    if workers <= 1 or work < MIN_PARALLEL:
+        fn(*head, 0, m, *tail)
+        return
     bounds = [m * i // workers for i in range(workers + 1)]
-    futures = [
-        pool().submit(_LIB, *args, bounds[i], bounds[i + 1], *consts) for i in range(1, workers)
-    ]
-    _LIB(*args, bounds[0], bounds[1], *consts)
+    futures = [pool().submit(fn, *head, bounds[i], bounds[i + 1], *tail) for i in range(1, workers)]
+    fn(*head, bounds[0], bounds[1], *tail)
     for f in futures:
         f.result()
-    return out
+
+
+def dac_cpu(x: Tensor, xs: Tensor, alpha: Tensor, levels: int, do_round: bool) -> None:
+    """The dynamic-range DAC in one pass per row: ``alpha (M,)`` the row's max ``|x|`` (at
+    least 1e-30), ``xs (M, K) = round(x * ((1 / alpha) * levels))`` (the torch path's
+    operations, so the same codes). All float32, contiguous."""
+    if not available():
+        raise RuntimeError(f"the fused CPU epilogue is not available: {_ERROR}")
+    m, k = x.shape
+    head = (x.data_ptr(), xs.data_ptr(), alpha.data_ptr())
+    _split_rows(_DAC, m, m * k, head, (k, float(levels), int(do_round)))
 
 
 # ---------------------------------------------------------------------------- reference
@@ -390,6 +433,7 @@ __all__ = [
     "GROUP",
     "available",
     "call_key",
+    "dac_cpu",
     "epilogue_cpu",
     "philox4x32",
     "reference_normals",

@@ -196,6 +196,17 @@ def dac_codes(
     m, k = x.shape
     lv = plan.dac_levels or 1
     xs = buffer(key + "x", (m, k), x)  # (M, K) DAC codes
+    if (
+        plan.dac_static is None
+        and _EPILOGUE == "fused"
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.is_contiguous()
+        and _cpu_epilogue.available()
+    ):
+        alpha = x.new_empty((m, 1))  # (M, 1)
+        _cpu_epilogue.dac_cpu(x, xs, alpha, lv, bool(plan.dac_levels))  # one pass per row
+        return xs, alpha, None
     if plan.dac_static is None:
         # max |x| per row as max(max x, -min x): two vectorised reductions, no |x|
         # temporary (linalg.vector_norm(ord=inf) took 15-25x longer here)
@@ -277,7 +288,8 @@ def tile_mvm(
     """
     m, k = x.shape
     n = w.shape[0]
-    if out_step is None and out_scale is not None:
+    fused = plan.io and _EPILOGUE == "fused" and _fusable(x, w, var, out_step, out_scale, bias)
+    if out_step is None and out_scale is not None and not fused:
         out_step = plan.out_step(out_scale)  # (N,)
     if not plan.io:
         y = x @ w.t()  # (M, N)
@@ -292,9 +304,11 @@ def tile_mvm(
     # ADC grid: tile outputs are held as ADC codes (units of `step`)
     n_tiles = math.ceil(k / plan.rows)
     noisy = plan.out_noise > 0 or var is not None
-    if _EPILOGUE == "fused" and _fusable(x, w, var, out_step, bias):
+    if fused:
+        # the ADC step rides in the kernel's scalar factor: no (N,) product per call
+        scale, yscale = (out_step, 1.0) if out_step is not None else (out_scale, plan.step)
         y = _fused(
-            xs, w, plan, n_tiles, alpha, normals, var, var_scale, out_step, bias, buffer, key
+            xs, w, plan, n_tiles, alpha, normals, var, var_scale, scale, yscale, bias, buffer, key
         )
         return y, mask
     if n_tiles == 1:
@@ -337,7 +351,12 @@ def tile_mvm(
 
 
 def _fusable(
-    x: Tensor, w: Tensor, var: Tensor | None, out_step: Tensor | None, bias: Tensor | None
+    x: Tensor,
+    w: Tensor,
+    var: Tensor | None,
+    out_step: Tensor | None,
+    out_scale: Tensor | None,
+    bias: Tensor | None,
 ) -> bool:
     """True when the fused epilogue takes this call (float32 operands on a device it runs on)."""
     f32 = torch.float32
@@ -345,7 +364,7 @@ def _fusable(
         return False
     if var is not None and var.dtype not in (f32, torch.bfloat16):
         return False
-    return all(t is None or t.dtype == f32 for t in (out_step, bias))
+    return all(t is None or t.dtype == f32 for t in (out_step, out_scale, bias))
 
 
 def _fused(
@@ -357,12 +376,14 @@ def _fused(
     normals: Normals | None,
     var: Tensor | None,
     var_scale: float,
-    out_step: Tensor | None,
+    scale: Tensor | None,
+    yscale: float,
     bias: Tensor | None,
     buffer: Buffer,
     key: str,
 ) -> Tensor:
-    """Products per tile, then the fused epilogue (module docstring); returns ``y (M, N)``."""
+    """Products per tile, then the fused epilogue (module docstring); returns ``y (M, N)``
+    ``= alpha yscale scale sum_t (...) + bias``."""
     m, k = xs.shape
     n = w.shape[0]
     y = xs.new_empty((m, n))  # (M, N) fresh output
@@ -380,14 +401,14 @@ def _fused(
     call_key = _cpu_epilogue.call_key(normals, xs.device) if noisy else None  # (1,) int64
     consts = dict(
         alpha=alpha.view(m),
-        out_step=None if out_step is None else out_step.contiguous(),
+        out_step=None if scale is None else scale.contiguous(),
         bias=None if bias is None else bias.contiguous(),
         var=vparts,
         pscale=plan.in_unit / plan.step,
         out_noise=plan.out_noise,
         var_scale=var_scale,
         step=plan.step,
-        yscale=plan.step if out_step is None else 1.0,
+        yscale=yscale,
         clip=plan.clip,
         do_round=plan.adc_round,
     )

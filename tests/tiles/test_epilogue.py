@@ -312,3 +312,18 @@ def test_triton_kernel_in_interpreter_mode_matches_the_cpu_kernel() -> None:
     assert float(zdiff) < 2e-5
     assert float(codes) <= 3.0 + 1e-3  # a flip moves one output by at most T codes
     assert int(same) >= 0.99 * int(total)
+
+
+def test_kernel_dac_gives_the_torch_codes() -> None:
+    """The fused path's one-pass DAC: the same row ranges and codes as the torch DAC, a zero
+    row included (range 1e-30, codes 0)."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(33, 700, generator=g) * 3
+    x[4] = 0.0
+    plan = IOPlan.of(TileConfig())
+    codes, alpha, _ = io.dac_codes(x, plan)
+    codes = codes.clone()
+    set_epilogue("torch")
+    ref, ref_alpha, _ = io.dac_codes(x, plan)
+    assert torch.equal(codes, ref) and torch.equal(alpha, ref_alpha)
+    assert alpha[4].item() == pytest.approx(1e-30) and not codes[4].any()
