@@ -132,6 +132,9 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
 
 
 def _pct_change(values: Sequence[float], base: float) -> list[float]:
+    """Changes in % of ``base``; none when the base is 0 or not finite (no scale)."""
+    if not (math.isfinite(base) and base != 0):
+        return []
     return [100.0 * (v / base - 1.0) for v in values]
 
 
