@@ -146,7 +146,7 @@ def test_age_while_it_talks_runs_the_event_clock(ui_page, server, screenshots):
     choose(page, "device", "pcm")
     tab(page, "Age while it talks")
     set_text(page, "age-tokens", "8")
-    set_text(page, "token-time", "1d")
+    set_text(page, "token-time", "1h")
     page.locator("#run-age").click()
     cliff = page.locator("#cliff")
     expect(cliff).to_contain_text("cliff detector")
@@ -156,7 +156,7 @@ def test_age_while_it_talks_runs_the_event_clock(ui_page, server, screenshots):
     run_dir = Path(page.locator("#age-run-dir code").first.inner_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["config"]["temperature"].startswith("ramp:300.15K:358.15K")
-    assert manifest["config"]["token_time_s"] == 86400.0
+    assert manifest["config"]["token_time_s"] == 3600.0
     page.screenshot(path=screenshots / "age.png", full_page=True)
 
 
