@@ -31,7 +31,7 @@ from analogsim.mapping.convert import convert
 from analogsim.models import LoadedModel, load_model, prompt_ids
 from analogsim.units import ZERO_CELSIUS_K, format_time
 
-__all__ = ["SLIDER_PATH", "run_ui_bench", "restate_rows", "first_token_rows"]
+__all__ = ["SLIDER_PATH", "first_token_rows", "restate_rows", "run_ui_bench"]
 
 YEAR = 365.25 * 86400.0
 #: Slider moves, (age s, temperature K): age and temperature moves, both directions.
