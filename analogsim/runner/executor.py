@@ -20,6 +20,7 @@ The protocol (:class:`Executor`) is small so that a cluster backend fits it:
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 CLUSTERS = ("local", "ray", "auto")  # and ray://HOST:PORT
+RAY_EXECUTOR = "analogsim.runner.ray_executor:RayExecutor"  # issue 14
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -218,6 +220,8 @@ def make_executor(
         )
     if cluster == "local":
         return LocalExecutor(workers)
-    from analogsim.runner.ray_executor import RayExecutor  # issue 14
-
-    return RayExecutor(workers, address=address if cluster == "ray" else cluster)
+    # a plug-in looked up by name (it subclasses Executor, so a static import here
+    # would make the two modules import each other)
+    module, _, cls = RAY_EXECUTOR.partition(":")
+    ray_executor = getattr(importlib.import_module(module), cls)
+    return ray_executor(workers, address=address if cluster == "ray" else cluster)
