@@ -334,7 +334,9 @@ def build_app(wb: Workbench) -> gr.Blocks:
                     label="chip answer (streamed)", elem_id="age-answer", lines=3
                 )
                 cliff = gr.Markdown(elem_id="cliff")
-                age_plots = gr.Gallery(label="trace", columns=2, height="auto", elem_id="age-plots")
+                age_plots = gr.Gallery(
+                    label="trace", columns=2, object_fit="contain", height=720, elem_id="age-plots"
+                )
                 age_run_dir = gr.Markdown(elem_id="age-run-dir")
 
             # ---------------------------------------------------------------- Compare
@@ -485,9 +487,9 @@ def build_app(wb: Workbench) -> gr.Blocks:
                 return gr.update(visible=False), gr.skip(), gr.skip(), gr.skip()
             step = res.chip[k]
             view = res.digital_view[k] if k < len(res.digital_view) else None
-            chip_df = pd.DataFrame([{"token": repr(t), "p": round(p, 4)} for t, p in step.top])
+            chip_df = pd.DataFrame([{"token": repr(t), "p": f"{p:.3g}"} for t, p in step.top])
             dig_df = pd.DataFrame(
-                [{"token": repr(t), "p": round(p, 4)} for t, p in (view["top"] if view else [])]
+                [{"token": repr(t), "p": f"{p:.3g}"} for t, p in (view["top"] if view else [])]
             )
             title = f"**step {k}**: chip chose {step.text!r} (logprob {step.logprob:.3f})"
             if view is not None:
@@ -510,7 +512,14 @@ def build_app(wb: Workbench) -> gr.Blocks:
             *chip_values, text, n, step, kind, lo, hi, per = values
             s = chip_settings(*chip_values)
             n_tokens = _int(n, "tokens")
-            spec = profile_text(kind, float(lo), float(hi), str(per))
+            spec = profile_text(
+                kind,
+                float(lo),
+                float(hi),
+                str(per),
+                start_age_s=s.age_s,
+                held_K=s.temperature_K,
+            )
             stream = _QueueStreamer(wb)
             box: dict[str, Any] = {}
 

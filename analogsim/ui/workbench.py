@@ -163,18 +163,36 @@ class ChipSettings:
         )
 
 
-def profile_text(kind: str, t_low_C: float, t_high_C: float, period: str) -> str:
+def profile_text(
+    kind: str,
+    t_low_C: float,
+    t_high_C: float,
+    period: str,
+    *,
+    start_age_s: float = 0.0,
+    held_K: float | None = None,
+) -> str:
     """The temperature profile of the Age panel in the command-line form of
-    :func:`analogsim.clock.profile_spec.parse_profile` (``ramp:300K:360K:1d``)."""
+    :func:`analogsim.clock.profile_spec.parse_profile`.
+
+    A profile runs on deployment time since programming, so a chip that starts at
+    ``start_age_s`` (> 0) is held at ``held_K`` (the Chip panel's temperature) until then
+    and the chosen profile starts there: ``31557600s=358.15K+ramp:300.15K:358.15K:1d``.
+    """
     lo = f"{t_low_C + ZERO_CELSIUS_K:g}K"
     hi = f"{t_high_C + ZERO_CELSIUS_K:g}K"
     if kind == "constant":
-        return lo
-    if kind not in PROFILES:
+        term = lo
+    elif kind in PROFILES:
+        term = f"{kind}:{lo}:{hi}:{period.strip()}"
+    else:
         raise ConfigError(
             "unknown temperature profile", key="profile", value=kind, allowed=", ".join(PROFILES)
         )
-    return f"{kind}:{lo}:{hi}:{period.strip()}"
+    if start_age_s > 0 and held_K is not None:
+        # fixed-point seconds: an exponent's '+' would split the sequence
+        return f"{start_age_s:.6f}s={held_K:g}K+{term}"
+    return term
 
 
 @dataclass

@@ -26,7 +26,9 @@ from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images" / "ui"
-STARTUP_S = 180
+#: Seconds to wait for the server, and for each step in the page (larger for smollm2).
+STARTUP_S = int(os.environ.get("ANALOGSIM_UI_STARTUP_S", "180"))
+STEP_S = int(os.environ.get("ANALOGSIM_UI_STEP_S", "60"))
 
 
 def _free_port() -> int:
@@ -133,8 +135,8 @@ def ui_page(ui_browser: object, server: dict[str, object]) -> Iterator[object]:
     """A fresh page on the workbench, loaded (the placement table is drawn)."""
     context = ui_browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    expect.set_options(timeout=60_000)
+    pg.set_default_timeout(STEP_S * 1000)
+    expect.set_options(timeout=STEP_S * 1000)
     pg.goto(str(server["url"]))
     expect(pg.locator("#placement")).to_contain_text("default")
     try:

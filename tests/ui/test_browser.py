@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from analogsim.clock.profile_spec import parse_profile
+
 pytestmark = pytest.mark.browser
 
 
@@ -155,7 +157,11 @@ def test_age_while_it_talks_runs_the_event_clock(ui_page, server, screenshots):
     page.locator("#age-plots img").nth(3).wait_for()
     run_dir = Path(page.locator("#age-run-dir code").first.inner_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["config"]["temperature"].startswith("ramp:300.15K:358.15K")
+    # held at the Chip panel's 27 C until its age (1 y), then the ramp
+    profile = parse_profile(manifest["config"]["temperature"])
+    year = 10**7.5  # the age slider's default
+    assert profile.temperature(year - 1) == pytest.approx(300.15)
+    assert profile.temperature(year + 86400 / 2) == pytest.approx(329.15, abs=0.01)
     assert manifest["config"]["token_time_s"] == 3600.0
     page.screenshot(path=screenshots / "age.png", full_page=True)
 

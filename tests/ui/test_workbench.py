@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from analogsim.clock.profile_spec import parse_profile
 from analogsim.errors import ConfigError
 from analogsim.mapping.convert import convert
 from analogsim.models import LoadedModel
@@ -154,3 +155,10 @@ def test_profile_text_is_the_command_line_form():
     assert profile_text("sine", 27, 85, "6h") == "sine:300.15K:358.15K:6h"
     with pytest.raises(ConfigError, match="profile"):
         profile_text("square", 27, 85, "1d")
+    # a chip a year old was held at the Chip panel's temperature until the profile starts
+    text = profile_text("ramp", 27, 85, "1d", start_age_s=YEAR, held_K=330.15)
+    assert text == "31557600.000000s=330.15K+ramp:300.15K:358.15K:1d"
+    p = parse_profile(text)
+    assert p.temperature(YEAR - 1) == pytest.approx(330.15)
+    assert p.temperature(YEAR + 0.5 * 86400) == pytest.approx(329.15)
+    assert p.temperature(YEAR + 2 * 86400) == pytest.approx(358.15)
