@@ -569,8 +569,8 @@ def plasticity_point(
             result = generate_with_clock(am, ids, clock, opts.tokens, seed=opts.seed)
         with session.attach(learn=False) if session else contextlib.nullcontext():
             ppl_after = float(quality.score(am))
-        last = clock.steps[0]
-        am.at(setup.start_age_s, last.temperature_K)
+        first = clock.steps[0]  # the chip at the start age, held at its temperature
+        am.at(setup.start_age_s, first.temperature_K)
         ppl_before = float(quality.score(am))
     dig, _ = digital_scores(digital, result.ids, result.prompt_len)
     gaps = [lp - d for lp, d in zip(result.logprobs, dig, strict=True)]
