@@ -17,7 +17,7 @@ def run_cmd(
     ],
     out: ResumableOutOpt = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="The smoke version: the config's [quick] values.")
+        bool, typer.Option("--quick", help="The smoke version: the config's \\[quick] values.")
     ] = False,
     workers: Annotated[
         int,
@@ -49,12 +49,13 @@ def run_cmd(
     json_out: JsonOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Run an experiment config: every grid point in worker processes, appended to the run directory as it finishes.
+    """Run an experiment config: its grid points in worker processes, each written as it ends.
 
-    Each point is seeded from the config and its coordinates, so the numbers do not depend
-    on --workers; rerunning with the same --out skips the finished points (also after
-    kill -9). Writes results.csv (sorted by grid order), summary.csv and report.md (ours
-    beside the published numbers, 95 % intervals over seeds). Hub models that cannot be
+    Each point is seeded from the config and its coordinates: the
+    numbers do not depend on --workers. The same --out skips the
+    finished points (also after kill -9). Writes results.csv (grid
+    order), summary.csv and report.md: ours beside the published
+    numbers, 95 % intervals over seeds. Hub models that cannot be
     reached are skipped with a note. See docs/experiments.md.
     """
     from analogsim.runner.executor import make_executor  # lazy: start-up time
