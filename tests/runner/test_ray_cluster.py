@@ -2,8 +2,9 @@
 
 The cluster runs inside a network namespace that has only ``lo`` (Ray binds the
 machine's external interface even when told 127.0.0.1): the test re-executes this module
-as a script under ``unshare -n`` (root, or user namespaces, needed; the test is skipped,
-saying so, where that is not permitted). The script starts the head (no CPUs: points run
+as a script under ``unshare -n`` (util-linux; root, or user namespaces, needed: the test
+is skipped, saying so, where that is not permitted), which brings ``lo`` up itself
+(:func:`loopback_up`, no iproute2 needed). The script starts the head (no CPUs: points run
 on worker nodes) and two worker nodes with 2 CPUs each (``ray.cluster_utils.Cluster``),
 joins it through ``RAY_ADDRESS`` like ``--cluster auto``, runs the quick
 layer_sensitivity experiment on a tiny random GPT-2 folder with two 1-CPU actors spread
@@ -45,19 +46,45 @@ def gpt2_folder(folder: Path) -> Path:
     return folder
 
 
+def loopback_up() -> None:
+    """Bring ``lo`` up in this (new) network namespace: ``ip link set lo up`` without
+    needing iproute2 (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket)."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), siocgifflags, req))[1]
+        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+
+
 def _unshare_problem() -> str | None:
-    """Why a network namespace cannot be made here (None: it can)."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare or ip (util-linux, iproute2) is not installed"
+    """Why a loopback-only network namespace cannot be made here (None: it can)."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
     probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"],
+        ["unshare", "-n", sys.executable, "-c", PROBE],
+        cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
-    if probe.returncode != 0:
-        return f"unshare -n is not permitted here: {probe.stderr.strip()[:200]}"
+    if probe.returncode != 0 or probe.stdout.strip() != "ok":
+        return f"unshare -n is not permitted here: {(probe.stderr or probe.stdout).strip()[-300:]}"
     return None
+
+
+PROBE = """
+import socket
+from tests.runner.test_ray_cluster import loopback_up
+loopback_up()
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); s.listen()
+    with socket.create_connection(s.getsockname(), timeout=5):
+        print("ok")
+"""
 
 
 @pytest.mark.cluster
@@ -83,10 +110,17 @@ def test_ray_cluster_loses_a_node_and_no_point(tmp_path: Path) -> None:
     out = tmp_path / "ray"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO))
-    script = f"ip link set lo up && exec {sys.executable} -m tests.runner.test_ray_cluster"
     t0 = time.monotonic()
     proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f'{script} "$0" "$1"', str(out), str(model)],
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-m",
+            "tests.runner.test_ray_cluster",
+            str(out),
+            str(model),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -117,6 +151,7 @@ def test_ray_cluster_loses_a_node_and_no_point(tmp_path: Path) -> None:
 
 def main(out: str, model: str) -> None:
     """The part that runs inside the namespace (``python -m tests.runner.test_ray_cluster``)."""
+    loopback_up()  # the namespace starts with lo down
     t0 = time.monotonic()
     timeline: dict[str, float] = {}
 
