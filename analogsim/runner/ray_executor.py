@@ -336,6 +336,12 @@ class RayExecutor(Executor):
                 if res.error is None:
                     seconds.append(res.seconds)
                 out.append(res)
+                for other in [r for r, (t, _, _) in running.items() if t.point.index == i]:
+                    # the straggling copy: not waited for (its actor may never return)
+                    del running[other]
+                    copies[i] -= 1
+                    with contextlib.suppress(Exception):
+                        ray.cancel(other)
             if not todo and idle:
                 self._back_up(running, copies, seconds, todo, len(idle))
             submit()

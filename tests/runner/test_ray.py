@@ -128,3 +128,136 @@ def test_default_cpus(workers, nodes, want) -> None:
     )
     ex._ray = fake
     assert ex._default_cpus() == want
+
+
+# ------------------------------------------------------------------ the driver loop, on a fake Ray
+class _Ref:
+    def __init__(self, fn, ready: bool = True) -> None:
+        self.fn, self.ready = fn, ready
+
+
+class _Method:
+    def __init__(self, actor: _Actor, name: str) -> None:
+        self.actor, self.name = actor, name
+
+    def remote(self, *args):
+        return self.actor.fake.call(self.actor, self.name, *args)
+
+
+class _Actor:
+    def __init__(self, fake: FakeRay, n: int) -> None:
+        self.fake, self.n = fake, n
+        self.info, self.execute = _Method(self, "info"), _Method(self, "execute")
+
+
+class _ActorClass:
+    def __init__(self, fake: FakeRay) -> None:
+        self.fake = fake
+
+    def options(self, **kw):
+        self.fake.options = kw
+        return self
+
+    def remote(self) -> _Actor:
+        self.fake.actors.append(_Actor(self.fake, len(self.fake.actors)))
+        return self.fake.actors[-1]
+
+
+class FakeRay:
+    """The few calls RayExecutor makes; ``behaviour(actor, task, calls)`` gives each
+    execute's reference (a result, an exception, or never ready)."""
+
+    def __init__(self, behaviour) -> None:
+        self.behaviour, self.actors, self.killed, self.cancelled = behaviour, [], [], []
+        self.calls: dict[int, int] = {}
+        self.waits = 0
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def remote(self, cls) -> _ActorClass:
+        return _ActorClass(self)
+
+    def call(self, actor: _Actor, name: str, *args) -> _Ref:
+        import analogsim
+
+        if name == "info":
+            return _Ref(lambda: {"version": analogsim.__version__, "node": f"n{actor.n}"})
+        task = args[0]
+        i = task.point.index
+        self.calls[i] = self.calls.get(i, 0) + 1
+        return self.behaviour(actor, task, self.calls[i])
+
+    def get(self, ref):
+        return [self.get(r) for r in ref] if isinstance(ref, list) else ref.fn()
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        self.waits += 1
+        assert self.waits < 1000, "the driver loop does not end"
+        ready = [r for r in refs if r.ready][:num_returns]
+        return ready, [r for r in refs if r not in ready]
+
+    def kill(self, actor, no_restart=True) -> None:
+        self.killed.append(actor)
+
+    def cancel(self, ref) -> None:
+        self.cancelled.append(ref)
+
+
+def _done(actor: _Actor, task: Task) -> _Ref:
+    from analogsim.runner.points import PointResult
+
+    rows = [{"metric": "seed", "value": float(task.point.seed)}]
+    return _Ref(lambda: PointResult(task.point, rows=rows, seconds=0.01, worker=f"a{actor.n}"))
+
+
+def _died() -> _Ref:
+    from ray.exceptions import ActorDiedError
+
+    def boom():
+        raise ActorDiedError()
+
+    return _Ref(boom)
+
+
+def _tasks(n: int) -> list[Task]:
+    return [Task("noise", {}, Point(i, (("sigma", i / 10),), 100 + i)) for i in range(n)]
+
+
+def _run(fake: FakeRay, n: int, **kw) -> tuple[RayExecutor, list]:
+    pytest.importorskip("ray")
+    ex = RayExecutor(2, cpus_per_worker=1, **kw)
+    ex._ray = fake
+    return ex, list(ex.run(_tasks(n)))
+
+
+def test_a_point_whose_actor_died_is_resubmitted_and_comes_back_once() -> None:
+    fake = FakeRay(lambda a, t, k: _died() if (a.n, t.point.index) == (0, 0) else _done(a, t))
+    ex, out = _run(fake, 6)
+    assert sorted(r.point.index for r in out) == list(range(6))  # each once
+    assert all(r.error is None for r in out)
+    assert [r.rows[0]["value"] for r in sorted(out, key=lambda r: r.point.index)] == [
+        100.0 + i for i in range(6)
+    ]
+    assert ex.resubmitted == 1 and ex.replaced == 1
+    assert fake.actors[0] in fake.killed and len(fake.actors) == 3  # a new actor took slot 0
+    assert fake.calls[0] == 2
+
+
+def test_a_point_that_always_kills_its_worker_fails_after_the_retries() -> None:
+    fake = FakeRay(lambda a, t, k: _died() if t.point.index == 2 else _done(a, t))
+    ex, out = _run(fake, 5, retries=2)
+    assert sorted(r.point.index for r in out) == list(range(5))
+    failed = [r for r in out if r.error is not None]
+    assert [r.point.index for r in failed] == [2] and "died 3 times" in failed[0].error
+    assert fake.calls[2] == 3 and ex.resubmitted == 2
+
+
+def test_a_straggler_gets_a_backup_and_the_first_result_wins() -> None:
+    stuck = _Ref(lambda: pytest.fail("the stuck copy was read"), ready=False)
+    fake = FakeRay(lambda a, t, k: stuck if (t.point.index, k) == (0, 1) else _done(a, t))
+    ex, out = _run(fake, 4, straggler_s=0.0)
+    assert sorted(r.point.index for r in out) == list(range(4))  # 0 once, from the backup
+    assert all(r.error is None for r in out)
+    assert ex.backups == 1 and fake.calls[0] == 2
+    assert fake.cancelled == [stuck]  # not waited for
