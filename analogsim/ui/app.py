@@ -14,6 +14,7 @@ import inspect
 import math
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from analogsim.clock.profile_spec import parse_profile
 from analogsim.errors import AnalogsimError
 from analogsim.mapping.roles import ROLES
 from analogsim.models import builtin_models
@@ -34,7 +36,7 @@ from analogsim.ui.workbench import (
     profile_text,
     temperature_limits_C,
 )
-from analogsim.units import ZERO_CELSIUS_K, format_time
+from analogsim.units import ZERO_CELSIUS_K, format_time, parse_time
 
 __all__ = ["AGE_MAX_LOG10_S", "build_app", "serve"]
 
@@ -334,6 +336,12 @@ def build_app(wb: Workbench) -> gr.Blocks:
                     label="chip answer (streamed)", elem_id="age-answer", lines=3
                 )
                 cliff = gr.Markdown(elem_id="cliff")
+                age_live = gr.LinePlot(
+                    x="token",
+                    y="temperature (°C)",
+                    title="temperature at each token (live, from the profile)",
+                    elem_id="age-live",
+                )
                 age_plots = gr.Gallery(
                     label="trace", columns=2, object_fit="contain", height=720, elem_id="age-plots"
                 )
@@ -520,6 +528,9 @@ def build_app(wb: Workbench) -> gr.Blocks:
                 start_age_s=s.age_s,
                 held_K=s.temperature_K,
             )
+            profile = parse_profile(spec)
+            step_s = parse_time(str(step), key="token time")
+            live: list[dict[str, Any]] = []
             stream = _QueueStreamer(wb)
             box: dict[str, Any] = {}
 
@@ -531,13 +542,23 @@ def build_app(wb: Workbench) -> gr.Blocks:
                 finally:
                     stream.close()
 
-            import threading
-
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
             for piece_count, so_far in stream.updates():
-                progress(piece_count / n_tokens, desc=f"token {piece_count} / {n_tokens}")
-                yield so_far, gr.skip(), gr.skip(), gr.skip()
+                # the clock's time and temperature of each token, live (token k at age + k step)
+                while len(live) < piece_count:
+                    t = s.age_s + len(live) * step_s
+                    live.append(
+                        {
+                            "token": len(live),
+                            "temperature (°C)": float(profile.temperature(t)) - ZERO_CELSIUS_K,
+                        }
+                    )
+                progress(
+                    piece_count / n_tokens,
+                    desc=f"token {piece_count} / {n_tokens} at {format_time(s.age_s + (piece_count - 1) * step_s)}",
+                )
+                yield so_far, gr.skip(), gr.skip(), gr.skip(), pd.DataFrame(live)
             worker.join()
             if "exc" in box:
                 raise box["exc"]
@@ -566,6 +587,15 @@ def build_app(wb: Workbench) -> gr.Blocks:
                 verdict,
                 [p for p in pngs if Path(p).exists()],
                 f"run directory `{run_dir}`, as written by\n\n`{res['command']}`",
+                pd.DataFrame(
+                    [
+                        {
+                            "token": int(r["token_index"]),
+                            "temperature (°C)": float(r["temperature_K"]) - ZERO_CELSIUS_K,
+                        }
+                        for r in res["rows"]
+                    ]
+                ),
             )
 
         @guarded
@@ -684,7 +714,7 @@ def build_app(wb: Workbench) -> gr.Blocks:
         run_age.click(
             on_age_run,
             [*chip_inputs, age_prompt, age_tokens, token_time, profile, t_low, t_high, period],
-            [age_text_out, cliff, age_plots, age_run_dir],
+            [age_text_out, cliff, age_plots, age_run_dir, age_live],
         )
         run_cmp.click(
             on_compare,

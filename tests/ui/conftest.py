@@ -38,9 +38,15 @@ def _free_port() -> int:
 
 
 def random_gpt2_folder(folder: Path) -> Path:
-    """A random GPT-2 (2 blocks, untied head, sharpened logits) with a 300-entry BPE
-    trained on a few sentences, saved with ``save_pretrained`` (a second to build)."""
-    from analogsim.models.tiny_gpt2 import train_tokenizer
+    """A random GPT-2 (2 blocks, untied head, sharpened logits) with a 200-entry
+    byte-level BPE trained on a few sentences, saved with ``save_pretrained`` (a second).
+
+    The BPE's alphabet is only the characters of those sentences (no control bytes), so
+    every token the random model writes is printable text."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
     from analogsim.progress import quiet_transformers
     from tests.conftest import make_gpt2
 
@@ -48,7 +54,17 @@ def random_gpt2_folder(folder: Path) -> Path:
         "What is a chip? A chip is a small piece of silicon that computes.\n\n"
         "The quick brown fox jumps over the lazy dog.\n\n"
     ) * 40
-    tok = train_tokenizer(text, 300, 128)
+    bpe = Tokenizer(BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=200, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    bpe.train_from_iterator(text.split("\n\n"), trainer=trainer)
+    eos = "<|endoftext|>"
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=eos, eos_token=eos, unk_token=eos, model_max_length=128
+    )
     model = make_gpt2(0, vocab=len(tok), n_positions=128, dropout=0.0, tied=False, sharpen=2.0)
     with quiet_transformers():
         model.save_pretrained(folder)
@@ -113,6 +129,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shots = os.environ.get("ANALOGSIM_UI_SCREENSHOTS")
+        if shots:  # the server's log beside the screenshots
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, Path(shots) / "server.log")
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def test_chip_panel_shows_the_placement_of_every_layer(ui_page, server, screensh
     page = ui_page
     table = page.locator("#placement")
     text = table.inner_text()
-    assert "lm_head" in text and "analog" in text and "default" in text
+    assert "embedding" in text and "analog" in text and "default" in text
     choose(page, "mapping", "digital_attention_analog_mlp")
     expect(table).to_contain_text("int8")
     body = rows(page, "placement").all_inner_texts()
@@ -155,6 +155,7 @@ def test_age_while_it_talks_runs_the_event_clock(ui_page, server, screenshots):
     assert "state updates" in cliff.inner_text()
     assert page.locator("#age-answer textarea").input_value()
     page.locator("#age-plots img").nth(3).wait_for()
+    assert page.locator("#age-live").is_visible()  # the live temperature per token
     run_dir = Path(page.locator("#age-run-dir code").first.inner_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     # held at the Chip panel's 27 C until its age (1 y), then the ramp
