@@ -176,7 +176,7 @@ def build_app(wb: Workbench) -> gr.Blocks:
 
     with gr.Blocks(title="analogsim workbench") as demo:
         gr.Markdown(
-            f"## analogsim workbench: **{wb.name}** on a simulated analog chip\n"
+            f"## analogsim workbench: **{Path(wb.name).name or wb.name}** on a simulated analog chip\n"
             "Set the chip, ask it something next to the digital model, let it age while it "
             "talks, compare partitions, read a device's datasheet."
         )

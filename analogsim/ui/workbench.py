@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import queue
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -613,7 +614,7 @@ class Workbench:
             parts += ["--device", s.device]
         parts += [
             "--prompt",
-            repr(prompt),
+            shlex.quote(prompt),
             "--tokens",
             str(tokens),
             "--token-time",
@@ -632,9 +633,9 @@ class Workbench:
                 parts.append("--relative")
             if s.noise_roles:
                 parts += ["--noise-roles", ",".join(s.noise_roles)]
-        if s.tile:
-            parts.append("# with tile settings " + ", ".join(f"{k}={v}" for k, v in s.tile.items()))
         parts += ["--out", str(out)]
+        if s.tile:  # a shell comment at the end: generate takes tiles from a mapping file
+            parts.append("# tile settings " + ", ".join(f"{k}={v}" for k, v in s.tile.items()))
         return " ".join(parts)
 
     # ------------------------------------------------------------------ compare

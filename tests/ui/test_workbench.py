@@ -5,6 +5,7 @@ statistical noise on and off, and bad values refused before any work."""
 from __future__ import annotations
 
 import math
+import shlex
 
 import pytest
 import torch
@@ -162,3 +163,15 @@ def test_profile_text_is_the_command_line_form():
     assert p.temperature(YEAR - 1) == pytest.approx(330.15)
     assert p.temperature(YEAR + 0.5 * 86400) == pytest.approx(329.15)
     assert p.temperature(YEAR + 2 * 86400) == pytest.approx(358.15)
+
+
+def test_the_command_line_of_a_run_from_the_page_runs_as_written(wb, tmp_path):
+    s = ChipSettings(device="pcm", tile=IDEAL_TILE, noise="gaussian", sigma=0.01, seed=3)
+    prompt = 'What\'s \\up? "é"'
+    line = wb._generate_command(s, prompt, 8, "1h", "300K", YEAR, tmp_path / "run")
+    words = shlex.split(line, comments=True)  # the tile note is a trailing comment
+    assert words[:3] == ["analogsim", "generate", "random-gpt2"]
+    assert words[words.index("--prompt") + 1] == prompt
+    assert words[words.index("--out") + 1] == str(tmp_path / "run")
+    assert words[words.index("--schedule") + 1] == "0.01" and "--seed" in words
+    assert "adc_bits=0" in line.split("#", 1)[1]
