@@ -1,10 +1,10 @@
 """Points per hour of ``analogsim run`` with 1 and 2 local worker processes (issue 13).
 
 For each case the same tasks (points of a shipped experiment) run on a
-:class:`~analogsim.runner.executor.LocalExecutor` with 1 worker (all cores' torch threads)
-and with 2 workers (half the threads each). Each pool is warmed first (one point per
-worker: process start, imports and the model load are not counted), then ``points``
-points are timed. The ratio ``points/hour(2) / points/hour(1)`` says whether a study is
+:class:`~analogsim.runner.executor.LocalExecutor` with 1 worker (all cores' torch
+threads), with 1 worker and 1 thread, and with 2 workers (half the threads each); ratios
+are against the first. Each pool is warmed first (one point per worker: process start,
+imports and the model load are not counted), then ``points`` points are timed. The ratio ``points/hour(2) / points/hour(1)`` says whether a study is
 *thread-bound*: when one process already keeps both cores busy with torch's intra-op
 threads (large matrix products: smollm2), a second process adds little; small models
 (tiny-gpt2) leave cores idle between small kernels and Python overhead, so two
@@ -32,6 +32,7 @@ from analogsim.runner.points import Task
 __all__ = ["CASES", "bench_case", "run_runner_bench"]
 
 COLUMNS = ["case", "workers", "threads", "points", "seconds", "points_per_hour", "ratio"]
+KEYS = ["case", "workers", "threads"]
 # case -> (experiment, model, metric names, max_tokens)
 CASES: dict[str, tuple[str, str, list[str], int]] = {
     "tiny-gpt2 noise point": ("noise_sweep", "tiny-gpt2", ["perplexity", "entropy_bits"], 256),
@@ -47,11 +48,14 @@ def _tasks(case: str, n: int) -> list[Task]:
     return [Task(exp.study, settings, p) for p in points[: n + 2]]
 
 
-def bench_case(case: str, workers: int, points: int, cores: int | None = None) -> dict[str, Any]:
-    """Time ``points`` points of ``case`` on ``workers`` warmed processes."""
+def bench_case(
+    case: str, workers: int, points: int, cores: int | None = None, threads: int | None = None
+) -> dict[str, Any]:
+    """Time ``points`` points of ``case`` on ``workers`` warmed processes with ``threads``
+    torch threads each (default :func:`threads_per_worker`)."""
     tasks = _tasks(case, points)
     warm, timed = tasks[:workers], tasks[workers : workers + points]
-    threads = threads_per_worker(workers, cores)
+    threads = threads or threads_per_worker(workers, cores)
     ex = LocalExecutor(workers, threads=threads)
     try:
         for res in ex.run(warm):
@@ -80,14 +84,15 @@ def run_runner_bench(
     points = 6 if quick else 12
     rows: list[dict[str, Any]] = []
     config = {"cases": names, "points": points, "cores": os.cpu_count()}
-    with RunDir(out, "bench-runner", config, COLUMNS, ["case", "workers"]) as run:
-        run.expect(2 * len(names))
+    with RunDir(out, "bench-runner", config, COLUMNS, KEYS) as run:
+        run.expect(3 * len(names))
         for case in names:
-            one = bench_case(case, 1, points)
+            one = bench_case(case, 1, points)  # all cores' threads in one process
+            single = bench_case(case, 1, points, threads=1)  # one thread, one process
             two = bench_case(case, 2, points)
-            two["ratio"] = two["points_per_hour"] / one["points_per_hour"]
-            one["ratio"] = 1.0
-            for r in (one, two):
+            for r in (one, single, two):
+                r["ratio"] = r["points_per_hour"] / one["points_per_hour"]
+            for r in (one, single, two):
                 run.write([r])
                 rows.append(r)
                 print(
