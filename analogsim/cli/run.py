@@ -58,7 +58,7 @@ def run_cmd(
     numbers, 95 % intervals over seeds. Hub models that cannot be
     reached are skipped with a note. See docs/experiments.md.
     """
-    from analogsim.runner.executor import make_executor  # lazy: start-up time
+    from analogsim.runner.clusters import make_executor  # lazy: start-up time
     from analogsim.runner.run import run_experiment
 
     executor = make_executor(cluster, workers, address=address)

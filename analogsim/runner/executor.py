@@ -20,7 +20,6 @@ The protocol (:class:`Executor`) is small so that a cluster backend fits it:
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
@@ -33,16 +32,11 @@ from analogsim.runner import worker
 from analogsim.runner.points import PointResult, Task
 
 __all__ = [
-    "CLUSTERS",
     "Executor",
     "InlineExecutor",
     "LocalExecutor",
-    "make_executor",
     "threads_per_worker",
 ]
-
-CLUSTERS = ("local", "ray", "auto")  # and ray://HOST:PORT
-RAY_EXECUTOR = "analogsim.runner.ray_executor:RayExecutor"  # issue 14
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -181,47 +175,3 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def make_executor(
-    cluster: str = "local", workers: int = 1, *, address: str | None = None
-) -> Executor:
-    """The executor of ``--cluster``: ``local`` (:class:`LocalExecutor` with ``workers``
-    processes); ``ray`` (start a Ray runtime here, or join the one ``RAY_ADDRESS`` or
-    ``--address`` names); ``auto`` (join an existing Ray cluster: ``RAY_ADDRESS``);
-    ``ray://HOST:PORT`` (join through Ray Client). The Ray forms build
-    ``analogsim.runner.ray_executor.RayExecutor(workers, address=...)`` (``ray`` extra).
-
-    Raises:
-        ConfigError: an unknown cluster kind, a malformed ``ray://`` address, or
-            ``--address`` without ``--cluster ray``.
-    """
-    from analogsim.errors import ConfigError
-
-    allowed = (
-        "local, ray (start Ray here or join RAY_ADDRESS), auto (join RAY_ADDRESS), "
-        "ray://HOST:PORT (Ray Client)"
-    )
-    client = cluster.startswith("ray://")
-    if cluster not in CLUSTERS and not client:
-        raise ConfigError("unknown cluster", key="--cluster", value=cluster, allowed=allowed)
-    if client:
-        host, _, port = cluster.removeprefix("ray://").rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(
-                "malformed Ray Client address", key="--cluster", value=cluster, allowed=allowed
-            )
-    if cluster != "ray" and address is not None:
-        raise ConfigError(
-            "--address goes with --cluster ray",
-            key="--address",
-            value=address,
-            allowed="--cluster ray --address HOST:PORT, or --cluster ray://HOST:PORT alone",
-        )
-    if cluster == "local":
-        return LocalExecutor(workers)
-    # a plug-in looked up by name (it subclasses Executor, so a static import here
-    # would make the two modules import each other)
-    module, _, cls = RAY_EXECUTOR.partition(":")
-    ray_executor = getattr(importlib.import_module(module), cls)
-    return ray_executor(workers, address=address if cluster == "ray" else cluster)

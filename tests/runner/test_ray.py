@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from analogsim.errors import ConfigError, MissingDependencyError
-from analogsim.runner.executor import LocalExecutor, make_executor
+from analogsim.runner.clusters import make_executor
+from analogsim.runner.executor import LocalExecutor
 from analogsim.runner.points import Point, Task
 from analogsim.runner.ray_executor import RayExecutor, import_ray, wants_gpu
 

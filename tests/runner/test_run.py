@@ -15,8 +15,9 @@ import pytest
 
 from analogsim.errors import ConfigError
 from analogsim.report.rundir import read_results
+from analogsim.runner.clusters import make_executor
 from analogsim.runner.config import load_experiment
-from analogsim.runner.executor import InlineExecutor, LocalExecutor, make_executor
+from analogsim.runner.executor import InlineExecutor, LocalExecutor
 from analogsim.runner.run import run_experiment
 from tests.runner.conftest import sweep_config
 
