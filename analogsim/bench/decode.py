@@ -35,15 +35,17 @@ def decode_rows(
     tokens: int = 32,
     rounds: int = 3,
     regime: str = "io",
+    device: str = "pcm",
     split: bool = True,
     console: Any = None,
 ) -> list[dict[str, Any]]:
     """Tokens/s of batch-1 greedy decoding on io tiles against plain generate; bench rows
     (``ratio`` = analog time / digital time per token, so tokens/s is ``1 / ratio`` of
-    plain generate)."""
+    plain generate). ``device``: the card of the chip (the forward's cost does not depend
+    on it: the state is one effective weight matrix per layer)."""
     loaded = load_model(model, progress=console is not None)
     digital = loaded.model.eval()
-    am = convert(digital, mapping_for(regime)).program(0).at(3600.0)
+    am = convert(digital, mapping_for(regime, device)).program(0).at(3600.0)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1, digital.config.vocab_size, (1, 8), generator=g)
     mask = torch.ones_like(ids)

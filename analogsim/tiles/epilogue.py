@@ -17,7 +17,7 @@ normals generated *inside* the pass.
 
 Random numbers (the same on every thread count and on the GPU kernel,
 :mod:`analogsim.tiles.triton_epilogue`): Philox4x32-10 (Salmon et al., SC'11, "Parallel random
-numbers: as easy as 1, 2, 3"), keyed by a 64-bit key drawn once per call from the caller's
+numbers: as easy as 1, 2, 3"), keyed by a 63-bit key drawn once per call from the caller's
 noise stream (so a layer's seed replays the same sequence of calls, and two calls share a
 key with probability ``~2^-63``). The normal ``z`` of tile ``t``, row ``m``, column ``n``
 comes from counter ``(16 (n // 64) + n % 16, t M + m, 0, 0)``, word ``j = (n % 64) // 16``:
@@ -274,23 +274,27 @@ def unavailable_reason() -> str | None:
 
 
 # ---------------------------------------------------------------------------- keys
-def call_key(normals: Any, device: torch.device) -> Tensor:
-    """One 64-bit Philox key for one call, drawn from the caller's noise stream: a
-    one-element int64 tensor on ``device``.
+def keyed_stream(normals: Any) -> NoiseStream | None:
+    """The :class:`~analogsim.devices.rng.NoiseStream` whose ``fill_`` ``normals`` is, or None.
 
-    ``normals`` is the ``fill_`` of a :class:`~analogsim.devices.rng.NoiseStream` (or of an
-    object holding one as ``_stream``, the training noise source): the key is drawn from
-    the stream's first generator, so reseeding replays the keys. Any other callable: the
-    bits of two of its normals (float32) are the key.
+    Only such calls are fused: a key can be drawn from the stream. Any other ``normals``
+    (training's pooled noise source, a test's fixed normals) keeps the values it fills, so
+    those calls take the torch epilogue.
     """
     owner = getattr(normals, "__self__", None)
-    stream = owner if isinstance(owner, NoiseStream) else getattr(owner, "_stream", None)
-    if isinstance(stream, NoiseStream) and stream.device == device:
-        gen = stream._gens[0]  # 63 random bits: random_ on int64 spans [0, 2^63)
-        return torch.empty(1, dtype=torch.int64, device=device).random_(generator=gen)
-    buf = torch.empty(2, dtype=torch.float32, device=device)
-    normals(buf)
-    return buf.view(torch.int64)
+    return owner if isinstance(owner, NoiseStream) else None
+
+
+def call_key(normals: Any, device: torch.device) -> Tensor:
+    """One Philox key for one call, drawn from the caller's noise stream (``normals`` is a
+    :class:`~analogsim.devices.rng.NoiseStream`'s ``fill_``): 63 random bits from the
+    stream's first generator (so reseeding replays the keys), a one-element int64 tensor on
+    ``device`` (the stream's device: nothing waits on a GPU)."""
+    stream = keyed_stream(normals)
+    if stream is None:
+        raise TypeError("the fused epilogue draws its key from a NoiseStream's fill_")
+    gen = stream._gens[0]  # 63 random bits: random_ on int64 spans [0, 2^63)
+    return torch.empty(1, dtype=torch.int64, device=device).random_(generator=gen)
 
 
 # ---------------------------------------------------------------------------- the call
@@ -435,6 +439,7 @@ __all__ = [
     "call_key",
     "dac_cpu",
     "epilogue_cpu",
+    "keyed_stream",
     "philox4x32",
     "reference_normals",
     "unavailable_reason",

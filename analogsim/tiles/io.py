@@ -29,8 +29,10 @@ Two epilogues (everything after the per-tile products), chosen by :func:`set_epi
   :mod:`analogsim.tiles.triton_epilogue` on CUDA) adds the noise, with normals generated in
   that pass from a counter-based generator keyed once per call from ``normals``' stream,
   rounds, clips, sums the tiles and scales. Same distribution as ``torch``, other random
-  numbers; float32 inputs and weights only (anything else, or no kernel on this machine,
-  takes the ``torch`` path).
+  numbers. It takes float32 calls whose ``normals`` is a
+  :class:`~analogsim.devices.rng.NoiseStream`'s ``fill_`` (the inference layers'); other
+  dtypes, other noise sources (hardware-aware training's pooled noise, whose values the
+  caller chose) and machines without the kernel take the ``torch`` path.
 * ``torch``: the noise of all tiles drawn by ``normals`` into one buffer before the tile
   loop; the MVM fused with the noise (``addmm_``); rounding, clipping, the tile sum and
   the scales as torch passes, in place, on scratch buffers the caller may share between
@@ -38,7 +40,8 @@ Two epilogues (everything after the per-tile products), chosen by :func:`set_epi
 
 The read-noise variance product runs in the variance's dtype (bfloat16 with float32
 accumulation at inference). ``tile_mvm`` runs without a graph: training wraps it in its own
-autograd function (straight-through backward), so both epilogues serve training.
+autograd function (straight-through backward) and passes its pooled noise source, so
+training runs the ``torch`` epilogue (the same numbers as before the fused one existed).
 
 Drift compensation (:func:`drift_readout`, :func:`drift_compensation`) is the digital
 factor ``c = readout(0) / readout(t)`` with ``readout = mean |w|`` of the normalised
@@ -271,7 +274,8 @@ def tile_mvm(
         plan: the tile's IO constants.
         normals: fills a tensor with N(0, 1) in place; needed when there is noise
             (``plan.out_noise > 0`` or ``var``). Called once, with the ``(T, M, N)``
-            partials of all ``T`` tiles (``(M, N)`` when ``plan.io`` is off).
+            partials of all ``T`` tiles (``(M, N)`` when ``plan.io`` is off); the fused
+            epilogue instead draws one key from it when it is a ``NoiseStream``'s ``fill_``.
         var: ``V (N, K)``: per-weight noise variance per squared DAC code (read noise
             ``|w|``, plus output-side weight noise in training); its dtype sets the dtype
             of the variance product (bfloat16: float32 accumulation, ~0.4 % error).
@@ -288,7 +292,12 @@ def tile_mvm(
     """
     m, k = x.shape
     n = w.shape[0]
-    fused = plan.io and _EPILOGUE == "fused" and _fusable(x, w, var, out_step, out_scale, bias)
+    fused = (
+        plan.io
+        and _EPILOGUE == "fused"
+        and _fusable(x, w, var, out_step, out_scale, bias)
+        and (normals is None or _cpu_epilogue.keyed_stream(normals) is not None)
+    )
     if out_step is None and out_scale is not None and not fused:
         out_step = plan.out_step(out_scale)  # (N,)
     if not plan.io:
