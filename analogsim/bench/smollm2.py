@@ -5,6 +5,11 @@
   weights) against an unperturbed evaluation of the same tokens, timed round-robin
   (:func:`analogsim.bench.timing.interleaved`). Target: at most 1.2x. The perturb and
   restore passes are also timed alone and reported in their own rows.
+* ``state``: ageing the chip (issue 18): ``program``, ``at(1 h)`` and ``at(1 d, 358 K)`` of
+  the ``all_analog`` PCM chip, in seconds (``median_ms``), each one pass per analog layer
+  that regenerates every device from its seed; the first call of each kind in the process
+  (compiling the pass, or loading it from inductor's cache) and the median of ``rounds``
+  later calls. Target: at most 2 s each.
 * ``realistic`` / ``extreme``: clocked generation at 1 s/token from 1 h and at 1 d/token
   (every token moves the chip) against plain ``generate`` on the same converted model
   (:func:`analogsim.bench.clock.run_generation_bench`). Targets: at least 0.9x and 0.3x
@@ -16,6 +21,7 @@ median_ms, digital_ms, ratio, note``).
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -23,11 +29,12 @@ import torch
 
 from analogsim.bench.clock import run_generation_bench
 from analogsim.bench.timing import interleaved
+from analogsim.mapping.convert import convert
 from analogsim.mapping.perturb import perturb, restore, select_targets
 from analogsim.models import LoadedModel, load_model
 from analogsim.models.quality import quality_metric
 
-__all__ = ["run_smollm2_bench", "sweep_point_rows"]
+__all__ = ["run_smollm2_bench", "state_rows", "sweep_point_rows"]
 
 
 def sweep_point_rows(
@@ -97,6 +104,61 @@ def sweep_point_rows(
     ]
 
 
+def state_rows(loaded: LoadedModel, *, rounds: int = 3) -> list[dict[str, Any]]:
+    """``convert``, ``program``, ``at(1 h)`` and ``at(1 d, 358 K)`` of ``loaded`` converted
+    ``all_analog`` on PCM: seconds of the first call and median of ``rounds`` more."""
+    t0 = time.perf_counter()
+    am = convert(loaded.model, "all_analog", device="pcm")
+    t_convert = time.perf_counter() - t0
+    steps = {
+        "program": lambda: am.program(0),
+        "at(1 h)": lambda: am.at(3600.0),
+        "at(1 d, 358 K)": lambda: am.at(86400.0, 358.0),
+    }
+    first: dict[str, float] = {}
+    later: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(rounds + 1):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            if r == 0:
+                first[name] = dt
+            else:
+                later[name].append(dt)
+    n = sum(layer.matrix().numel() for _, layer in am.analog_layers())
+    threads = torch.get_num_threads()
+    case = f"{loaded.name}, all_analog pcm, {n / 1e6:.0f} M analog weights"
+    rows = [
+        {
+            "case": case,
+            "regime": "state",
+            "engine": "convert",
+            "median_ms": t_convert * 1e3,
+            "digital_ms": float("nan"),
+            "ratio": float("nan"),
+            "note": "deep copy and wrap, one run",
+        }
+    ]
+    for name in steps:
+        med = statistics.median(later[name])
+        rows.append(
+            {
+                "case": case,
+                "regime": "state",
+                "engine": name,
+                "median_ms": med * 1e3,
+                "digital_ms": float("nan"),
+                "ratio": float("nan"),
+                "note": f"target <= 2 s; median of {rounds} after the first call "
+                f"({first[name]:.1f} s: compiling the pass or loading it from cache), "
+                f"{threads} threads",
+            }
+        )
+    am.restore()
+    return rows
+
+
 def run_smollm2_bench(
     *,
     quick: bool = False,
@@ -116,6 +178,7 @@ def run_smollm2_bench(
         tokens, gen_tokens, extreme_tokens = 256, 8, 2
     reps = rounds or (1 if quick else 3)
     rows = sweep_point_rows(loaded, tokens=tokens, rounds=reps)
+    rows += state_rows(loaded, rounds=reps)
     rows += run_generation_bench(
         tokens=gen_tokens,
         rounds=reps,

@@ -66,8 +66,9 @@ from analogsim.units import parse_time
 __all__ = ["DEFAULT_TOLERANCE", "TIME_CACHE_MAX_BYTES", "Clock"]
 
 TIME_CACHE_MAX_BYTES = 4 << 30
-"""Largest estimated time cache the clock turns on by itself (bytes): per analog layer up
-to ten tensors twice the size of its weights, 20x the weight bytes."""
+"""Largest estimated time cache the clock turns on by itself (bytes). The layers' time cache
+holds nothing now (every update is one regenerating pass per layer,
+:mod:`analogsim.devices.state`), so it is always within this bound."""
 
 DEFAULT_TOLERANCE = 0.005
 """Default skip tolerance: a state update is skipped while no conductance can have moved
@@ -115,11 +116,10 @@ class Clock:
         count_faults: count failed devices with ``fault_masks`` at every update (when a
             device has faults).
         on_step: called with each :class:`StepState` once it is prepared.
-        time_cache: turn on the layers' cached state-update path while the clock runs
-            (where the tiles provide ``enable_time_cache``; identical numbers, more memory),
-            and off again in :meth:`close`. It is left off when its estimate (20x the
-            analog weight bytes) exceeds :data:`TIME_CACHE_MAX_BYTES`; the summary says
-            whether it was on.
+        time_cache: accepted for earlier callers: sets the layers' time-cache flag while the
+            clock runs and clears it in :meth:`close`. The flag changes nothing now: every
+            state update is one pass per analog layer that regenerates its devices from the
+            seeds (no per-device memory); the summary says whether it was set.
     """
 
     def __init__(

@@ -38,16 +38,28 @@ from torch import Tensor
 from analogsim.errors import ConfigError
 
 Sampler = Callable[..., Tensor]
+Filler = Callable[[Tensor, torch.Generator], Tensor]
+
+STREAM_BLOCK = 1 << 14
+"""Elements per block when noise is drawn straight into a weight (:func:`add_weight_noise`):
+a block stays in cache between its draw, its scaling and its addition."""
 
 
 @dataclass(frozen=True)
 class NoiseDistribution:
-    """A registered distribution: a unit-scale sampler and what ``sigma`` means for it."""
+    """A registered distribution: a unit-scale sampler and what ``sigma`` means for it.
+
+    ``fill`` (optional): writes the same unit-scale samples in place, ``fill(out,
+    generator)``, consuming the generator element by element in order, so that filling
+    consecutive blocks gives exactly the samples of one ``sampler`` call over the whole
+    tensor (the built-in ``gaussian`` and ``uniform`` have one).
+    """
 
     name: str
     sampler: Sampler
     scale_meaning: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    fill: Filler | None = None
 
     def sample(
         self,
@@ -73,15 +85,16 @@ _REGISTRY: dict[str, NoiseDistribution] = {}
 
 
 def register_noise(
-    name: str, *, scale_meaning: str, **defaults: Any
+    name: str, *, scale_meaning: str, fill: Filler | None = None, **defaults: Any
 ) -> Callable[[Sampler], Sampler]:
     """Decorator registering ``sampler(shape, generator, device, dtype, **params)``.
 
-    Registering an existing name replaces it (so users can refine a built-in).
+    Registering an existing name replaces it (so users can refine a built-in). ``fill``:
+    the optional in-place form (see :class:`NoiseDistribution`).
     """
 
     def deco(fn: Sampler) -> Sampler:
-        _REGISTRY[name] = NoiseDistribution(name, fn, scale_meaning, dict(defaults))
+        _REGISTRY[name] = NoiseDistribution(name, fn, scale_meaning, dict(defaults), fill)
         return fn
 
     return deco
@@ -128,18 +141,73 @@ def weight_noise(
     return sample.mul_(scale)
 
 
+def add_weight_noise(
+    out: Tensor,
+    base: Tensor,
+    name: str,
+    sigma: float,
+    *,
+    generator: torch.Generator,
+    relative: bool = False,
+    **params: Any,
+) -> None:
+    """``out = base + weight_noise(base, name, sigma, ...)``, bit for bit, without a
+    weight-sized temporary when the distribution has a ``fill``.
+
+    The noise is drawn straight into ``out`` in blocks of :data:`STREAM_BLOCK` elements
+    (draw, scale, add while the block is in cache: one pass over memory, on the calling
+    thread, instead of a draw pass, a scaling pass and an addition pass that each wait for
+    every core); the generator is consumed exactly as one draw over the whole tensor.
+    Other distributions fall back to :func:`weight_noise` and one addition.
+    """
+    dist = get_noise(name)
+    simple = (
+        dist.fill is not None
+        and not params
+        and out.is_contiguous()
+        and base.is_contiguous()
+        and out.shape == base.shape
+        and out.dtype == base.dtype
+        and out.device.type == "cpu"
+    )
+    if not simple:
+        eps = weight_noise(base, name, sigma, generator=generator, relative=relative, **params)
+        torch.add(base, eps, out=out)
+        return
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ConfigError("sigma must be finite and >= 0", key="sigma", value=sigma)
+    scale = sigma * float(base.detach().float().std()) if relative else sigma
+    flat_o, flat_b = out.view(-1), base.detach().view(-1)
+    n = flat_o.numel()
+    starts = list(range(0, n, STREAM_BLOCK))
+    if len(starts) > 1 and n - starts[-1] < 16:
+        starts.pop()  # a block under 16 elements would be drawn by a different path
+    for s, e in zip(starts, [*starts[1:], n], strict=True):
+        blk = flat_o[s:e]
+        dist.fill(blk, generator)
+        blk.mul_(scale).add_(flat_b[s:e])
+
+
+def _fill_normal(out: Tensor, generator: torch.Generator) -> Tensor:
+    return out.normal_(generator=generator)
+
+
+def _fill_uniform(out: Tensor, generator: torch.Generator) -> Tensor:
+    return out.uniform_(generator=generator).mul_(2).sub_(1)
+
+
 def _uniform_open(shape, generator, device, dtype) -> Tensor:
     # U in (0, 1): avoid the endpoints where tan/log diverge.
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
     return u.clamp_(min=1e-15, max=1 - 1e-15)
 
 
-@register_noise("gaussian", scale_meaning="standard deviation")
+@register_noise("gaussian", scale_meaning="standard deviation", fill=_fill_normal)
 def _gaussian(shape, generator, device, dtype) -> Tensor:
     return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 
-@register_noise("uniform", scale_meaning="half-width a: values in [-a, a]")
+@register_noise("uniform", scale_meaning="half-width a: values in [-a, a]", fill=_fill_uniform)
 def _uniform(shape, generator, device, dtype) -> Tensor:
     return torch.rand(shape, generator=generator, device=device, dtype=dtype).mul_(2).sub_(1)
 

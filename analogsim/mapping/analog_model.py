@@ -189,20 +189,16 @@ class AnalogModel(nn.Module):
         return self.set_time(age.time_s, temperature_K, age.equivalent_s, age.fault_s)
 
     def time_cache_estimate(self) -> int:
-        """Largest memory the layers' time caches may take, bytes: up to 10 tensors twice
-        the size of each layer's weights, 20x the weight bytes (16x for the PCM cards)."""
-        total = 0
-        for _, layer in self.analog_layers():
-            w = inner_layer(layer).w_eff
-            if w is not None:
-                total += 20 * w.numel() * w.element_size()
-        return total
+        """Memory the layers' time caches take, bytes: 0. A state update is one pass that
+        regenerates every device from its seed (:mod:`analogsim.devices.state`); nothing
+        per device is cached."""
+        return 0
 
     def enable_time_cache(self, enabled: bool = True, *, max_bytes: int = 2 << 30) -> bool:
-        """Keep per-device components in memory so moving in time is a few elementwise passes.
-
-        Enabled only when :meth:`time_cache_estimate` fits in ``max_bytes``. Results are
-        identical with or without it. Returns whether it is on (for at least one layer).
+        """Accepted for callers of the earlier cached update path (the clock, the workbench):
+        sets the layers' flag, holds no memory, changes no number (every update is one
+        regenerating pass). On when :meth:`time_cache_estimate` fits in ``max_bytes``;
+        returns whether it is on (for at least one layer).
         """
         layers = [inner_layer(layer) for _, layer in self.analog_layers()]
         on = enabled and self.time_cache_estimate() <= max_bytes
@@ -367,14 +363,14 @@ def squared_error(layer: nn.Module) -> float:
 
 
 def count_faults(layer: nn.Module, t_eq: float) -> int:
-    """Failed devices of a layer at equivalent age ``t_eq`` (same chunks and draws as the
-    layer's state computation: ``CHUNK`` weights per chunk, a ``(2, n)`` pair per chunk)."""
+    """Failed devices of a layer at equivalent age ``t_eq`` (the draws of the layer's state
+    pass: its ``2 n`` devices have counters ``0 .. 2n - 1``, read in blocks)."""
     inner = inner_layer(layer)
     dev: DeviceModel = inner.device_model
-    n = weight_count(layer)
+    devices = 2 * weight_count(layer)
     count = 0
-    for i, start in enumerate(range(0, n, CHUNK)):
-        size = min(CHUNK, n - start)
-        masks = dev.fault_masks((2, size), inner.seed, t_eq, chunk=i)
+    for start in range(0, devices, 2 * CHUNK):
+        size = min(2 * CHUNK, devices - start)
+        masks = dev.fault_masks((size,), inner.seed, t_eq, counter_base=start)
         count += int(sum(int(m.sum()) for m in masks.values()))
     return count

@@ -7,7 +7,8 @@ untouched as ``.digital`` (so restoring gives the original weights bit for bit).
 State, time and memory
 ----------------------
 ``program(seed)`` fixes the layer's device seed; every per-device random quantity is
-regenerated from it in fixed chunks (see :mod:`analogsim.devices.rng`), so the only
+regenerated from it in one pass per state (counter-based draws inside one fused kernel:
+:mod:`analogsim.devices.state`), so the only
 weight-sized tensor the layer keeps is ``w_eff``, the effective weights at the current
 (equivalent time, temperature): extra memory = 1x the weight bytes. ``set_state(t, T)``
 recomputes ``w_eff`` from the programmed state; the answer never depends on earlier calls.
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 
 from analogsim.devices.age import DeviceTime, as_device_time
 from analogsim.devices.model import DeviceModel
-from analogsim.devices.rng import CHUNK, NoiseStream, derive_seed, run_chunks
+from analogsim.devices.rng import NoiseStream, derive_seed
 from analogsim.tiles.config import TileConfig
 from analogsim.tiles.io import IOPlan, drift_compensation, drift_readout, tile_mvm
 from analogsim.tiles.kinds import (
@@ -130,7 +131,6 @@ class AnalogLayer(nn.Module):
         self._w_abs: Tensor | None = None
         self._w_abs_src: Tensor | None = None
         self.time_cache = False
-        self._tcache: dict[str, Any] | None = None
         self._comp: Tensor | None = None
         self.frozen_compensation = False
         # Training hook: a callable (layer, x) -> y used instead of the inference forward
@@ -226,112 +226,29 @@ class AnalogLayer(nn.Module):
     def effective_normalized(
         self, time_s: float | DeviceTime, temperature_K: float | None
     ) -> Tensor:
-        """Normalised effective weights ``(G+ - G-)/(g_max - g_min)`` at (t, T), fresh tensor."""
+        """Normalised effective weights ``(G+ - G-)/(g_max - g_min)`` at (t, T), fresh tensor:
+        one pass over the weights that regenerates every device from the seed
+        (:meth:`DeviceModel.pair_state <analogsim.devices.model.DeviceModel.pair_state>`)."""
         if self.seed is None:
             raise RuntimeError(f"{self.name}: call program(seed) before reading device state")
         w_norm = self.normalized_target()
         dev = self.device_model
         if dev.is_ideal:
             return w_norm
-        span = dev.g_max - dev.g_min
-        if self.time_cache:
-            g = dev.assemble(
-                self._time_components(w_norm, time_s),
-                time_s,
-                temperature_K,
-                t_prog_K=self.t_prog_K,
-            )
-            return torch.sub(g[0], g[1]).div_(span).view_as(w_norm)
-        out = torch.empty_like(w_norm)
-        flat_w, flat_o = w_norm.view(-1), out.view(-1)
-        jobs = list(enumerate(range(0, flat_w.numel(), CHUNK)))
-
-        def work(job: tuple[int, int]) -> None:
-            i, start = job
-            wc = flat_w[start : start + CHUNK]
-            g = dev.conductances(
-                dev.targets(wc), self.seed, time_s, temperature_K, chunk=i, t_prog_K=self.t_prog_K
-            )
-            torch.sub(g[0], g[1], out=flat_o[start : start + CHUNK]).div_(span)
-
-        run_chunks(work, jobs)
-        return out
+        return dev.pair_state(w_norm, self.seed, time_s, temperature_K, t_prog_K=self.t_prog_K)
 
     # ------------------------------------------------------------------ time cache
     def enable_time_cache(self, enabled: bool = True) -> None:
-        """Keep the per-device components of the current noise interval in memory.
+        """Accepted for callers of the earlier cached update path; nothing is cached now.
 
-        Then moving in time costs a few elementwise passes over the weights instead of
-        regenerating every draw (the clock turns this on). Memory: 7 to 10 tensors of twice
-        the weight size (see :meth:`time_cache_bytes`); numbers are identical.
+        A state update is one pass that regenerates every device from the seed (no
+        per-device tensor is kept), which is what the cache used to buy, without its memory.
         """
         self.time_cache = bool(enabled)
-        if not enabled:
-            self._tcache = None
 
     def time_cache_bytes(self) -> int:
-        """Bytes the time cache holds now (0 when off or not built)."""
-        if self._tcache is None:
-            return 0
-        total = 0
-        for v in self._tcache.values():
-            for t in v if isinstance(v, list) else [v]:
-                if isinstance(t, Tensor):
-                    total += t.numel() * t.element_size()
-        return total
-
-    def _time_components(self, w_norm: Tensor, time_s: float | DeviceTime) -> dict[str, Any]:
-        dev = self.device_model
-        k = dev.noise_interval(time_s)
-        cache = self._tcache
-        if cache is not None and cache["seed"] == self.seed:
-            if cache["k"] == k:
-                return cache
-            if cache["k"] < k and "b" in cache:
-                return self._advance_time_cache(cache, k)
-        flat_w = w_norm.reshape(-1)
-        n = flat_w.numel()
-        full: dict[str, Any] = {}
-        for i, start in enumerate(range(0, n, CHUNK)):
-            wc = flat_w[start : start + CHUNK]
-            comp = dev.components(dev.targets(wc), self.seed, time_s, chunk=i, advanceable=True)
-            for key, val in comp.items():
-                if key == "k":
-                    continue
-                if isinstance(val, list):
-                    dst = full.setdefault(key, [wc.new_empty((2, n)) for _ in val])
-                    for d, v in zip(dst, val, strict=True):
-                        d[:, start : start + CHUNK] = v  # full components: no None parts
-                elif isinstance(val, Tensor):
-                    dst = full.setdefault(
-                        key, torch.empty((2, n), dtype=val.dtype, device=val.device)
-                    )
-                    dst[:, start : start + CHUNK] = val
-                else:
-                    full.setdefault(key, val)
-        full["k"] = k
-        full["seed"] = self.seed
-        for key in ("P", "nu", "c", "ea"):
-            full.setdefault(key, None)
-        self._tcache = full
-        return full
-
-    def _advance_time_cache(self, cache: dict[str, Any], k: int) -> dict[str, Any]:
-        """Move the cache to a later noise interval: only the read-noise parts change, and
-        they are advanced from the stored Brownian value (bit-identical to a rebuild)."""
-        dev = self.device_model
-        n = cache["b"].shape[1]
-        for i, start in enumerate(range(0, n, CHUNK)):
-            sl = slice(start, start + CHUNK)
-            part = {"k": cache["k"], "b": cache["b"][:, sl], "amp": cache["amp"][:, sl]}
-            if "stuck" in cache:
-                part["stuck"] = cache["stuck"][:, sl]
-            for dst, val in zip(
-                cache["c"], dev.advance_read_noise(part, self.seed, k, chunk=i), strict=True
-            ):
-                dst[:, sl] = val
-        cache["k"] = k
-        return cache
+        """Bytes the time cache holds: always 0 (see :meth:`enable_time_cache`)."""
+        return 0
 
     @torch.no_grad()
     def set_state(self, time_s: float | DeviceTime, temperature_K: float | None) -> None:

@@ -225,3 +225,29 @@ def test_weight_noise_needs_a_schedule_and_a_selection():
         WeightNoise(make_mlp(), 0.01)
     with pytest.raises(ConfigError):
         WeightNoise(make_mlp(), parse_schedule("0.01", 4), roles=["attention"])
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform", "laplace"])
+@pytest.mark.parametrize("relative", [False, True])
+def test_perturb_draws_in_place_exactly_original_plus_weight_noise(noise, relative):
+    """perturb writes the noise straight into the parameter, block by block; the numbers
+    are those of ``original + weight_noise(original)`` bit for bit (sizes around the block
+    length and under 16 elements, where torch draws by another path)."""
+    from analogsim.devices.noise import STREAM_BLOCK, weight_noise
+    from analogsim.devices.rng import derive_seed
+
+    sizes = [(7,), (3, 5), (STREAM_BLOCK + 5,), (2, STREAM_BLOCK + 8), (STREAM_BLOCK * 2 + 20,)]
+    for i, shape in enumerate(sizes):
+        p = nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(i)))
+        model = nn.Module()
+        model.register_parameter("w", p)
+        original = p.detach().clone()
+        gen = torch.Generator().manual_seed(derive_seed(11, "sweep", "w"))
+        expected = original + weight_noise(original, noise, 0.05, generator=gen, relative=relative)
+        from analogsim.mapping.perturb import Target
+
+        targets = [Target(["w"], p, original)]
+        perturb(targets, noise, 0.05, 11, relative=relative)
+        assert torch.equal(p.detach(), expected), (noise, shape)
+        restore(targets)
+        assert torch.equal(p.detach(), original)
