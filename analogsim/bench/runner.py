@@ -77,11 +77,15 @@ def bench_case(
 
 
 def run_runner_bench(
-    out: str | Path | None = None, *, quick: bool = False, cases: Sequence[str] | None = None
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    cases: Sequence[str] | None = None,
+    points: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every case with 1 and 2 workers; rows also in ``out``'s results.csv."""
     names = list(cases or (["tiny-gpt2 noise point"] if quick else CASES))
-    points = 6 if quick else 12
+    points = points or (6 if quick else 12)
     rows: list[dict[str, Any]] = []
     config = {"cases": names, "points": points, "cores": os.cpu_count()}
     with RunDir(out, "bench-runner", config, COLUMNS, KEYS) as run:
@@ -110,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--case", action="append", choices=list(CASES), help="one case (repeatable)"
     )
+    parser.add_argument("--points", type=int, default=None, help="timed points per setting")
     args = parser.parse_args(argv)
-    run_runner_bench(args.out, quick=args.quick, cases=args.case)
+    run_runner_bench(args.out, quick=args.quick, cases=args.case, points=args.points)
 
 
 if __name__ == "__main__":
