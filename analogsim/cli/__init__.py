@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 
 from analogsim import __version__
-from analogsim.cli import attribute, bench, clock, devices, models, studies, train, ui
+from analogsim.cli import attribute, bench, clock, devices, interop, models, studies, train, ui
 from analogsim.cli import run as run_cli
 from analogsim.cli.options import console, err_console
 from analogsim.errors import AnalogsimError
@@ -56,6 +56,8 @@ app.command("generate")(clock.generate_cmd)
 app.command("stream")(clock.stream_cmd)
 app.command("train")(train.train_cmd)
 app.command("robustness")(train.robustness_cmd)
+app.command("export")(interop.export_cmd)
+app.command("import")(interop.import_cmd)
 app.command("ui")(ui.ui_cmd)
 app.command("run")(run_cli.run_cmd)
 

@@ -33,22 +33,34 @@ rows; ``a_star`` and ``auc_*`` are metrics of their own).
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
+import sys
 import tomllib
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from analogsim.devices.quant import Quantizer
 from analogsim.errors import ConfigError
-from analogsim.mapping.rules import load_mapping, mapping_from_dict, mapping_paths
+from analogsim.mapping.convert import convert
+from analogsim.mapping.rules import load_mapping, mapping_from_dict, mapping_paths, resolve_plan
+from analogsim.metrics.language import generate_samples
+from analogsim.models import load_model
 from analogsim.models.base import LoadedModel
 from analogsim.models.quality import quality_metric
+from analogsim.progress import progress_bar
 from analogsim.report.train_plots import plot_robustness_sigma, plot_robustness_time
 from analogsim.studies.evaluate import evaluate
 from analogsim.studies.sweep import run_sweep
+from analogsim.tiles.kinds import forward_with, module_kind, set_submodule, weight_matrix
 from analogsim.train.checkpoint import load_checkpoint
+from analogsim.train.distill import apply_input_ranges
+from analogsim.units import format_time
 
 YEAR_S = 365.25 * 86400.0
 ROB_COLUMNS = [
@@ -566,13 +578,290 @@ def write_plots(result: dict[str, Any], folder: str | Path, title: str = "") -> 
 
 
 __all__ = [
+    "LM_COLUMNS",
+    "LM_KEYS",
+    "QUESTIONS",
     "ROB_COLUMNS",
     "ROB_KEYS",
     "auc_linear",
     "auc_log_time",
+    "contains_match",
+    "exact_match",
     "json_rows",
+    "lm_robustness",
+    "normalize_answer",
     "normalized_accuracy",
     "robustness",
+    "rtn_quantize",
+    "summarize_lm",
     "summarize_robustness",
+    "t_interval",
     "write_plots",
 ]
+
+
+# ---------------------------------------------------------------------------- language models
+QUESTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("What is the capital of France?", ("paris",)),
+    ("What is the capital of Italy?", ("rome",)),
+    ("What is the capital of Japan?", ("tokyo",)),
+    ("What is the chemical symbol for gold?", ("au",)),
+    ("How many days are there in a week?", ("7", "seven")),
+    ("How many legs does a spider have?", ("8", "eight")),
+    ("What color is the sky on a clear day?", ("blue",)),
+    ("What is the largest planet in our solar system?", ("jupiter",)),
+    ("What is 2 + 3?", ("5", "five")),
+    ("What gas do plants absorb from the air?", ("carbon dioxide", "co2")),
+)
+"""The small question set of :func:`lm_robustness`: ``(question, accepted answers)``, short
+facts a 135M instruct model knows. Each is asked through the chat template with
+:data:`QA_INSTRUCTION` appended."""
+
+QA_INSTRUCTION = " Answer with one word."
+QA_NEW_TOKENS = 8
+LM_COLUMNS = ["model", "axis", "seed", "time_s", "temperature_K", "metric", "value", "text"]
+LM_KEYS = ["model", "axis", "seed", "time_s", "temperature_K", "metric"]
+TRAINED, OFF_THE_SHELF = "trained", "off-the-shelf"
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, first line, punctuation and articles removed, spaces squeezed."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in line.lower())
+    words = [w for w in line.split() if w not in ("a", "an", "the")]
+    return " ".join(words)
+
+
+def exact_match(text: str, answers: Sequence[str]) -> bool:
+    """The normalised answer equals one of ``answers`` (normalised alike)."""
+    got = normalize_answer(text)
+    return any(got == normalize_answer(a) for a in answers)
+
+
+def contains_match(text: str, answers: Sequence[str]) -> bool:
+    """One of ``answers`` appears as whole words in the normalised answer (lenient)."""
+    got = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(a)} " in got for a in answers)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, half width, std)`` of the Student-t confidence interval of the mean over
+    seeds; half width ``nan`` for one value, ``inf`` mean for infinite values."""
+    mean, std = _mean_std(list(values))
+    n = len(values)
+    if n < 2 or not math.isfinite(mean):
+        return mean, float("nan"), std
+    from scipy.stats import t as student_t
+
+    return mean, float(student_t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n), std
+
+
+class _ActQuant(torch.nn.Module):
+    """Round-to-nearest digital layer: weights quantised once per output channel (symmetric,
+    ``w_bits``), inputs per token at run time (symmetric abs-max, ``a_bits``)."""
+
+    def __init__(self, module: torch.nn.Module, w_bits: int, a_bits: int) -> None:
+        super().__init__()
+        self.digital = module
+        self.levels = 2 ** (a_bits - 1) - 1
+        with torch.no_grad():
+            self.register_buffer(
+                "w_q", Quantizer(w_bits, per_channel=True)(weight_matrix(module)).contiguous()
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / self.levels
+        xq = torch.round(x / s).clamp_(-self.levels, self.levels).mul_(s)
+        return forward_with(self.digital, xq, self.w_q)
+
+
+def rtn_quantize(
+    model: torch.nn.Module, mapping: Any, *, w_bits: int = 4, a_bits: int = 8
+) -> torch.nn.Module:
+    """A copy of ``model`` with round-to-nearest W``w_bits``A``a_bits`` on the layers the
+    mapping places analog (the same layers, so analog and digital compare like for like);
+    the rest stays float. Per-output-channel weights, per-token activations."""
+    net = copy.deepcopy(model).eval()
+    plan = resolve_plan(net, load_mapping(mapping))
+    modules = dict(net.named_modules())
+    for lp in plan.layers:
+        if lp.placement != "analog":
+            continue
+        mod = modules.get(lp.name)
+        if mod is None or module_kind(mod) not in ("linear", "conv1d"):
+            continue
+        set_submodule(net, lp.name, _ActQuant(mod, w_bits, a_bits))
+    return net
+
+
+def _answers(model: torch.nn.Module, loaded: LoadedModel, questions: Sequence[Any]) -> list[str]:
+    prompts = [q + QA_INSTRUCTION for q, _ in questions]
+    return generate_samples(model, loaded.tokenizer, prompts, QA_NEW_TOKENS)
+
+
+def lm_robustness(
+    checkpoint: str | Path,
+    mapping: Any = None,
+    device: str | None = None,
+    times: Sequence[float] = (3600.0, 86400.0, YEAR_S),
+    temperatures: Sequence[float] = (300.0, 358.15),
+    seeds: int | Sequence[int] = 3,
+    *,
+    baseline: str | None = None,
+    questions: Sequence[tuple[str, Sequence[str]]] = QUESTIONS,
+    max_tokens: int = 1024,
+    w_bits: int = 4,
+    a_bits: int = 8,
+    run: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """A distilled language model against the off-the-shelf one and a digital RTN baseline.
+
+    Models: ``trained`` (the checkpoint, its learned input ranges set on its chip),
+    ``off-the-shelf`` (``baseline``, default the model the checkpoint was trained from),
+    both on the chip (``mapping``/``device``, default the checkpoint's) at every
+    ``(time, temperature)`` for every seed; and digitally, once each: both in float, and
+    both round-to-nearest W4A8 (:func:`rtn_quantize`; for ``off-the-shelf`` the baseline of
+    the paper, for ``trained`` its "quantises better" by-product). Metrics: held-out
+    perplexity (first ``max_tokens`` tokens) and the question set through the chat
+    template (``accuracy``: exact match of the normalised answer; ``contains``: the answer
+    among the words). Summary rows carry mean, std and the 95 % Student-t interval over
+    seeds. Rows go to ``run`` (:data:`LM_COLUMNS`) as they are measured; points already
+    there are skipped.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ConfigError("need at least one seed", key="seeds", value=seeds)
+    trained = load_checkpoint(checkpoint)
+    if trained.kind != "causal-lm":
+        raise ConfigError(
+            "lm_robustness compares causal language models",
+            key="checkpoint",
+            value=str(checkpoint),
+        )
+    meta = trained.info["sidecar"]
+    ranges = meta.get("input_ranges") or {}
+    if mapping is None:
+        mapping = mapping_from_sidecar(meta)
+    if device is None:
+        device = meta.get("device")
+    m = load_mapping(mapping).with_device(device)
+    base_name = baseline or meta.get("model")
+    off = load_model(str(base_name), progress=progress)
+    quality = quality_metric(trained, max_tokens=max_tokens)
+    rows: list[dict[str, Any]] = list(run.rows) if run is not None else []
+
+    def done(**point: Any) -> bool:
+        return run is not None and run.done(**point)
+
+    def emit(new: list[dict[str, Any]]) -> None:
+        rows.extend(new)
+        if run is not None:
+            run.write(new)
+
+    def measure(model: torch.nn.Module, label: str, point: dict[str, Any]) -> None:
+        if done(model=label, **point, metric="perplexity") and done(
+            model=label, **point, metric="contains"
+        ):
+            return
+        with torch.no_grad():
+            ppl = float(quality.score(model))
+        texts = _answers(model, trained, questions)
+        acc = sum(exact_match(t, a) for t, (_, a) in zip(texts, questions, strict=True))
+        con = sum(contains_match(t, a) for t, (_, a) in zip(texts, questions, strict=True))
+        n = len(questions)
+        emit(
+            [
+                {"model": label, **point, "metric": "perplexity", "value": ppl, "text": ""},
+                {
+                    "model": label,
+                    **point,
+                    "metric": "accuracy",
+                    "value": acc / n,
+                    "text": " | ".join(_one_line(t) for t in texts),
+                },
+                {"model": label, **point, "metric": "contains", "value": con / n, "text": ""},
+            ]
+        )
+        if progress:
+            where = (
+                "digital"
+                if point["axis"] != "chip"
+                else f"seed {point['seed']} t={format_time(point['time_s'])} "
+                f"T={point['temperature_K']:g}K"
+            )
+            print(
+                f"{label} {where}: perplexity {ppl:.4g}, exact {acc}/{n}, contains {con}/{n}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    digital_pt = dict(axis="digital", seed=-1, time_s=0.0, temperature_K=0.0)
+    rtn_pt = dict(axis=f"rtn-w{w_bits}a{a_bits}", seed=-1, time_s=0.0, temperature_K=0.0)
+    models = ((TRAINED, trained, ranges), (OFF_THE_SHELF, off, {}))
+    for label, loaded, _ in models:
+        measure(loaded.model, label, digital_pt)
+        if not done(model=label, **rtn_pt, metric="contains"):
+            measure(rtn_quantize(loaded.model, m, w_bits=w_bits, a_bits=a_bits), label, rtn_pt)
+    total = len(models) * len(seed_list) * len(times) * len(temperatures)
+    with progress_bar("robustness (language model)", total, progress) as advance:
+        for label, loaded, rng in models:
+            for seed in seed_list:
+                points = [
+                    dict(axis="chip", seed=seed, time_s=float(t), temperature_K=float(temp))
+                    for temp in temperatures
+                    for t in times
+                ]
+                todo = [p for p in points if not done(model=label, **p, metric="contains")]
+                advance(len(points) - len(todo))
+                if not todo:
+                    continue
+                am = convert(loaded.model, m)
+                if rng:
+                    apply_input_ranges(am, rng)
+                am.program(seed)
+                for p in todo:
+                    am.at(p["time_s"], p["temperature_K"])
+                    measure(am, label, p)
+                    advance(1)
+                del am
+    out = summarize_lm(rows)
+    out.update(
+        mapping=m.name,
+        device=device,
+        baseline=str(base_name),
+        checkpoint=str(checkpoint),
+        input_ranges=len(ranges),
+        rtn=f"w{w_bits}a{a_bits}",
+        rows=rows,
+    )
+    return out
+
+
+def summarize_lm(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per ``(model, axis, time, temperature, metric)``: mean, std, 95 % interval, n."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        key = (r["model"], r["axis"], float(r["time_s"]), float(r["temperature_K"]), r["metric"])
+        groups[key].append(float(r["value"]))
+    summary = []
+    for (model, axis, t, temp, metric), vals in sorted(groups.items()):
+        mean, half, std = t_interval(vals)
+        summary.append(
+            {
+                "model": model,
+                "axis": axis,
+                "time_s": t,
+                "temperature_K": temp,
+                "metric": metric,
+                "mean": mean,
+                "ci95": half,
+                "std": std,
+                "n": len(vals),
+            }
+        )
+    return {"summary": summary}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

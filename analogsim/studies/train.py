@@ -31,6 +31,7 @@ from analogsim.models.base import LoadedModel
 from analogsim.report.rundir import RunDir
 from analogsim.report.train_plots import plot_learned_sigma, plot_training
 from analogsim.train.checkpoint import load_checkpoint, save_checkpoint
+from analogsim.train.distill import DistillConfig
 from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import LearnedNoiseConfig
 from analogsim.train.loop import NOISE_COLUMNS, TrainConfig, TrainResult, fit, load_base
@@ -81,6 +82,7 @@ def train(
     dropout: float | None = None,
     hwa: HWAConfig | None = None,
     learned: LearnedNoiseConfig | None = None,
+    distill: DistillConfig | None = None,
     config: TrainConfig | None = None,
     save: bool = True,
     progress: bool = True,
@@ -92,7 +94,7 @@ def train(
             checkpoint folder, or a :class:`LoadedModel`.
         mapping: mapping name, path or :class:`Mapping` (which layers are analog).
         device: device card for every analog placement (overrides the mapping's).
-        method: ``plain``, ``hwa`` or ``learned-noise``.
+        method: ``plain``, ``hwa``, ``learned-noise`` or ``distill`` (causal LMs).
         epochs, steps, lr, batch_size, seed: see :class:`TrainConfig` (``steps`` overrides
             ``epochs`` for language models).
         out: run directory (``None``: ``runs/<timestamp>-train``); ``save=False`` writes
@@ -102,7 +104,7 @@ def train(
         image_size: resize images of an image folder to this size.
         from_scratch: re-initialise an MLP instead of fine-tuning it.
         dropout: the models' dropout probability during training (``None``: its own).
-        hwa, learned: method settings; ``config`` gives everything at once.
+        hwa, learned, distill: method settings; ``config`` gives everything at once.
     """
     t_start = time.perf_counter()
     cfg = config or TrainConfig(
@@ -116,6 +118,7 @@ def train(
         dropout=dropout,
         hwa=hwa or HWAConfig(),
         learned=learned or LearnedNoiseConfig(),
+        distill=distill or DistillConfig(),
     )
     m = load_mapping(mapping).with_device(device)
     base, data_record = load_base(

@@ -85,6 +85,7 @@ from torch import Tensor, nn
 from analogsim.devices.age import DeploymentAge, DeviceTime
 from analogsim.devices.model import DeviceModel
 from analogsim.devices.rng import derive_seed
+from analogsim.mapping.analog_model import AnalogModel
 from analogsim.mapping.convert import DigitalQuantized
 from analogsim.progress import progress_bar
 from analogsim.tiles.config import TileConfig
@@ -561,6 +562,13 @@ class HWAEmbedding(nn.Module):
 
 
 # ---------------------------------------------------------------------------- install
+def model_root(model: nn.Module) -> nn.Module:
+    """The torch model inside an :class:`~analogsim.mapping.analog_model.AnalogModel`, or
+    ``model`` itself. (Not ``getattr(model, "model", model)``: a Hugging Face LLaMA's
+    ``.model`` is its decoder stack, without ``lm_head``.)"""
+    return model.model if isinstance(model, AnalogModel) else model
+
+
 def install_hwa(
     model: nn.Module, config: HWAConfig | None = None, seed: int = 0, *, progress: bool = False
 ) -> HWAContext:
@@ -573,7 +581,7 @@ def install_hwa(
     ``model`` is the ``.model`` of an :class:`~analogsim.mapping.analog_model.AnalogModel` (or
     the AnalogModel itself). :func:`unwrap` gives the trained digital model back.
     """
-    root = getattr(model, "model", model)
+    root = model_root(model)
     ctx = HWAContext(config or HWAConfig(), seed)
     for name, mod in list(root.named_modules()):
         if isinstance(mod, AnalogEmbedding):
@@ -602,7 +610,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     produced (AnalogLayer, AnalogEmbedding, DigitalQuantized, QATLayer, HWAEmbedding, the
     learned-noise layers); the parameters are the trained masters, not copies.
     """
-    root = getattr(model, "model", model)
+    root = model_root(model)
     kinds = (AnalogLayer, AnalogEmbedding, DigitalQuantized, *WRAPPERS)
     changed = True
     while changed:
@@ -618,7 +626,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def clip_weights(model: nn.Module, clip_sigma: float) -> None:
     """Clip each analog layer's master weights to ``+-clip_sigma * std(W)`` (in place)."""
-    for _, layer in analog_layers(getattr(model, "model", model), embeddings=False):
+    for _, layer in analog_layers(model_root(model), embeddings=False):
         w = layer.digital.weight
         bound = clip_sigma * float(w.std())
         if bound > 0:
@@ -633,5 +641,6 @@ __all__ = [
     "QATLayer",
     "clip_weights",
     "install_hwa",
+    "model_root",
     "unwrap",
 ]

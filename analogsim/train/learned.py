@@ -52,6 +52,7 @@ from analogsim.mapping.convert import DigitalQuantized
 from analogsim.tiles.embedding import AnalogEmbedding, analog_layers
 from analogsim.tiles.kinds import forward_with, set_submodule
 from analogsim.tiles.layer import AnalogLayer
+from analogsim.train.hwa import model_root
 
 REWARDS = ("none", "entropy", "target")
 SCALES = ("absolute", "relative")
@@ -211,7 +212,7 @@ def install_learned_noise(
     quantization awareness) and analog embedding tables without noise (a lookup is not an
     MVM); :func:`analogsim.train.hwa.unwrap` gives the model back.
     """
-    root = getattr(model, "model", model)
+    root = model_root(model)
     for name, mod in list(root.named_modules()):
         if isinstance(mod, DigitalQuantized | AnalogEmbedding):
             set_submodule(root, name, mod.digital)

@@ -58,11 +58,24 @@ from analogsim.tiles.kinds import set_submodule
 from analogsim.tiles.layer import AnalogLayer
 from analogsim.train.checkpoint import SIDECAR, load_checkpoint
 from analogsim.train.data import classification_data, classifier_batches, lm_batches, text_data
+from analogsim.train.distill import (
+    DistillConfig,
+    clip_per_channel,
+    install_input_ranges,
+    install_lora,
+    kl_loss,
+    merge_lora,
+    sequence_batches,
+    synthetic_tokens,
+)
 from analogsim.train.hwa import WRAPPERS, clip_weights, install_hwa, unwrap
 from analogsim.train.hwa_config import HWAConfig
 from analogsim.train.learned import LearnedNoiseConfig, install_learned_noise
 
-METHODS = ("plain", "hwa", "learned-noise")
+METHODS = ("plain", "hwa", "learned-noise", "distill")
+DISTILL_SCORE_TOKENS = 1024
+"""Held-out tokens of the digital perplexity ``distill`` logs before and after training
+(the full evaluation is ``analogsim robustness``'s)."""
 NOISE_COLUMNS = ["step", "layer", "sigma_mean", "sigma_min", "sigma_max", "log_var_mean"]
 """Columns of a learned-noise snapshot row (``on_noise``)."""
 
@@ -74,6 +87,9 @@ class TrainConfig:
     Defaults: classifiers 20 epochs, batch 32, lr 3e-4 (Adam); causal LMs 2 epochs of
     random windows (an epoch = train tokens / (batch x block)), batch 8, block 128,
     lr 1e-4, gradient-norm clip 1.0. Learned log-variances use ``learned.lr``.
+    ``distill`` (causal LMs): one epoch over ``distill.tokens`` synthetic tokens in
+    sequences of ``distill.seq_len``, batch 4, lr 2e-5 (full fine-tuning) or 2e-4 (LoRA);
+    input ranges use ``distill.range_lr``.
     ``dropout`` overrides the model's dropout probabilities during training only (the
     saved model keeps its own); ``None`` leaves them.
     """
@@ -91,6 +107,7 @@ class TrainConfig:
     log_every: int = 10
     hwa: HWAConfig = field(default_factory=HWAConfig)
     learned: LearnedNoiseConfig = field(default_factory=LearnedNoiseConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -116,12 +133,18 @@ class TrainConfig:
     def resolved(self, kind: str) -> TrainConfig:
         """A copy with the kind's defaults filled in."""
         lm = kind == "causal-lm"
+        distill = self.method == "distill"
+        lora = self.distill.lora_rank > 0
+        lr = (1e-4 if lm else 3e-4) if not distill else (2e-4 if lora else 2e-5)
+        epochs = (2 if lm else 20) if not distill else 1
         return TrainConfig(
             method=self.method,
-            epochs=self.epochs if self.epochs is not None else (2 if lm else 20),
+            epochs=self.epochs if self.epochs is not None else epochs,
             steps=self.steps,
-            lr=self.lr if self.lr is not None else (1e-4 if lm else 3e-4),
-            batch_size=self.batch_size if self.batch_size is not None else (8 if lm else 32),
+            lr=self.lr if self.lr is not None else lr,
+            batch_size=self.batch_size
+            if self.batch_size is not None
+            else ((4 if distill else 8) if lm else 32),
             block_size=self.block_size,
             seed=self.seed,
             from_scratch=self.from_scratch,
@@ -130,12 +153,14 @@ class TrainConfig:
             log_every=self.log_every,
             hwa=self.hwa,
             learned=self.learned,
+            distill=self.distill,
         )
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hwa"] = self.hwa.as_dict()
         d["learned"] = self.learned.as_dict()
+        d["distill"] = self.distill.as_dict()
         return d
 
 
@@ -234,9 +259,14 @@ def load_base(
     )
 
 
-def digital_score(loaded: LoadedModel) -> tuple[str, float]:
-    """``(metric name, value)`` of the digital model on its held-out data."""
-    q = quality_metric(loaded)
+def digital_score(loaded: LoadedModel, max_tokens: int | None = None) -> tuple[str, float]:
+    """``(metric name, value)`` of the digital model on its held-out data (language
+    models: the first ``max_tokens`` held-out tokens, default the evaluation's 4,096)."""
+    q = (
+        quality_metric(loaded)
+        if max_tokens is None
+        else quality_metric(loaded, max_tokens=max_tokens)
+    )
     with torch.no_grad():
         return q.name, float(q.score(loaded.model))
 
@@ -281,10 +311,31 @@ def fit(
     model_name = base.name
 
     # --------------------------------------------------------------- model per method
-    start_metric = digital_score(base)
+    if cfg.method == "distill" and base.kind != "causal-lm":
+        raise ConfigError(
+            "distillation is for causal language models",
+            key="method",
+            value=cfg.method,
+            allowed="plain, hwa or learned-noise for classifiers",
+        )
+    score_tokens = DISTILL_SCORE_TOKENS if cfg.method == "distill" else None
+    start_metric = digital_score(base, score_tokens)
     ctx = None
     noise = None
+    ranges = None
+    teacher = None
+    synthetic = None
+    synthetic_seconds = 0.0
+    extra_params: list[nn.Parameter] = []
     prepare_seconds = 0.0  # hwa's device tables, built before the first step
+    dcfg = cfg.distill
+    if cfg.method == "distill":
+        teacher = base.model.eval()  # used under no_grad only; base stays as it was
+        t_syn = time.perf_counter()
+        synthetic = synthetic_tokens(
+            teacher, _vocab_size(teacher), dcfg, seed=cfg.seed, progress=progress
+        )
+        synthetic_seconds = time.perf_counter() - t_syn
     if cfg.method == "plain":
         net = copy.deepcopy(base.model)
     else:
@@ -296,10 +347,18 @@ def fit(
                 key="mapping",
                 value=mapping.name,
             )
-        if cfg.method == "hwa":
+        if cfg.method in ("hwa", "distill"):
             t_prepare = time.perf_counter()
             ctx = install_hwa(net, cfg.hwa, seed=cfg.seed, progress=progress)
             prepare_seconds = time.perf_counter() - t_prepare
+            if cfg.method == "distill":
+                if dcfg.lora_rank > 0:
+                    if dcfg.clip_sigma is not None:
+                        clip_per_channel(net, dcfg.clip_sigma)
+                    install_lora(net, dcfg.lora_rank, dcfg.lora_alpha, seed=cfg.seed)
+                if dcfg.learn_input_range:
+                    ranges = install_input_ranges(net, ctx, dcfg)
+                    extra_params = list(ranges.parameters())
         else:
             noise = install_learned_noise(net, cfg.learned, seed=cfg.seed)
 
@@ -307,6 +366,8 @@ def fit(
     groups: list[dict[str, Any]] = [{"params": weights, "lr": cfg.lr}]
     if noise is not None:
         groups.append({"params": list(noise.parameters()), "lr": cfg.learned.lr})
+    if extra_params:
+        groups.append({"params": extra_params, "lr": dcfg.range_lr})
     opt = torch.optim.Adam(groups)
 
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "batches"))
@@ -315,6 +376,9 @@ def fit(
         xd, yd = base.data.x_train, base.data.y_train
         per_epoch = math.ceil(xd.shape[0] / cfg.batch_size)
         total = cfg.epochs * per_epoch
+    elif synthetic is not None:
+        per_epoch = max(1, math.ceil(synthetic.shape[0] / cfg.batch_size))
+        total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     else:
         ids = base.data["train_ids"]
         block = min(cfg.block_size, context_length(base.model))
@@ -346,6 +410,9 @@ def fit(
             for ep in range(cfg.epochs):
                 for xb, yb in classifier_batches(xd, yd, cfg.batch_size, gen):
                     yield ep, xb, yb
+        elif synthetic is not None:
+            for i, xb in enumerate(sequence_batches(synthetic, cfg.batch_size, total, gen)):
+                yield i // per_epoch, xb, xb
         else:
             for i, (xb, yb) in enumerate(lm_batches(ids, cfg.batch_size, block, total, gen)):
                 yield i // per_epoch, xb, yb
@@ -367,7 +434,10 @@ def fit(
                     last_epoch = ep
                 if ctx is not None:
                     ctx.step()
-                loss = _loss(net, base.kind, xb, yb)
+                if teacher is not None:
+                    loss = _distill_loss(net, teacher, xb, dcfg.kl_temperature)
+                else:
+                    loss = _loss(net, base.kind, xb, yb)
                 reward = None if noise is None else noise.reward_loss()
                 total_loss = loss if reward is None else loss + reward
                 opt.zero_grad(set_to_none=True)
@@ -377,18 +447,25 @@ def fit(
                 opt.step()
                 if ctx is not None and cfg.hwa.clip_sigma is not None:
                     clip_weights(net, cfg.hwa.clip_sigma)
+                if teacher is not None and dcfg.clip_sigma is not None and not dcfg.lora_rank:
+                    clip_per_channel(net, dcfg.clip_sigma)
                 step += 1
                 value = float(loss.detach())
                 ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
                 if step % cfg.log_every == 0 or step == total:
                     log(step, ep, "loss", ema)
+                    if ranges is not None:
+                        vals = list(ranges.values().values())
+                        log(step, ep, "input_range_mean", sum(vals) / max(len(vals), 1))
                     if noise is not None:
                         log_noise(step)
                 advance(1, f"loss {ema:.3f}")
             train_seconds = time.perf_counter() - t_train
+            merge_lora(net)
             digital = unwrap(net).eval()
     except KeyboardInterrupt:
         if on_interrupt is not None:
+            merge_lora(net)
             on_interrupt(unwrap(net).eval(), step, ema)
         raise
     finally:
@@ -397,7 +474,7 @@ def fit(
     trained = LoadedModel(
         model_name, base.kind, digital, base.tokenizer, base.data, dict(base.info)
     )
-    end_metric = digital_score(trained)
+    end_metric = digital_score(trained, score_tokens)
     log(step, cfg.epochs, f"digital_{end_metric[0]}", end_metric[1])
     metrics: dict[str, Any] = {
         f"digital_{end_metric[0]}": end_metric[1],
@@ -411,6 +488,14 @@ def fit(
     extra: dict[str, Any] = {}
     if noise is not None:
         extra["learned_noise"] = noise.snapshot()
+    if teacher is not None:
+        assert synthetic is not None
+        metrics["synthetic_tokens"] = int(synthetic.numel())
+        metrics["synthetic_seconds"] = synthetic_seconds
+        metrics["train_tokens"] = step * cfg.batch_size * synthetic.shape[1]
+        metrics["train_tokens_per_second"] = metrics["train_tokens"] / max(train_seconds, 1e-9)
+    if ranges is not None:
+        extra["input_ranges"] = ranges.values()
     return TrainResult(
         trained,
         None,
@@ -422,6 +507,22 @@ def fit(
         time.perf_counter() - t_start,
         extra,
     )
+
+
+def _vocab_size(model: nn.Module) -> int:
+    """Rows of the output head (the logits' width)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(model.config.vocab_size)
+
+
+def _distill_loss(net: nn.Module, teacher: nn.Module, xb: torch.Tensor, tau: float) -> torch.Tensor:
+    """KL of the student's (noisy) next-token distribution to the digital teacher's."""
+    with torch.no_grad():
+        t = teacher(input_ids=xb, use_cache=False).logits  # (B, T, V)
+    s = net(input_ids=xb, use_cache=False).logits  # (B, T, V)
+    return kl_loss(s, t, tau)
 
 
 def _set_dropout(net: nn.Module, p: float | None) -> list[tuple[nn.Module, float]]:
