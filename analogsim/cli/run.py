@@ -24,8 +24,8 @@ def run_cmd(
         typer.Option(
             "--workers",
             min=1,
-            help="Worker processes (each loads the model once; torch "
-            "threads per worker = cores / workers).",
+            help="Worker processes (each loads the model once and runs one torch "
+            "thread, so the numbers do not depend on N; use as many as cores).",
         ),
     ] = 1,
     cluster: Annotated[

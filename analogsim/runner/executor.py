@@ -89,8 +89,13 @@ class InlineExecutor(Executor):
 class LocalExecutor(Executor):
     """A pool of ``workers`` spawned processes on this machine.
 
-    Each process runs :func:`worker.setup` with ``threads`` torch threads (default
-    :func:`threads_per_worker`) and keeps its models loaded between points. At most
+    Each process runs :func:`worker.setup` with ``threads`` torch threads and keeps its
+    models loaded between points. The default is one thread per worker, whatever
+    ``workers``: a reduction split over several threads sums in another order, so with
+    ``cores // workers`` threads one worker (2 threads) and two workers (1 thread each)
+    gave entropies that differed in the 8th digit; with one thread each, the numbers are
+    bit-identical for any worker count, and parallelism comes from ``workers`` (use as
+    many as cores). At most
     ``workers`` tasks are in flight at a time, so a killed worker loses only its own
     point(s), which are resubmitted to a fresh pool (at most ``retries`` pool restarts
     per run; after that the tasks in flight come back as errors).
@@ -100,7 +105,7 @@ class LocalExecutor(Executor):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = int(workers)
-        self.threads = threads if threads is not None else threads_per_worker(self.workers)
+        self.threads = threads if threads is not None else 1
         self.retries = retries
         self.restarts = 0
         self.name = f"local, {self.workers} process{'es' if self.workers > 1 else ''}"

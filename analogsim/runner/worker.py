@@ -19,8 +19,9 @@ __all__ = ["execute", "setup"]
 
 
 def setup(threads: int) -> None:
-    """Prepare this process to run points: ``threads`` torch intra-op threads (so that N
-    workers on C cores do not oversubscribe them: ``threads = max(1, C // N)``), one
+    """Prepare this process to run points: ``threads`` torch intra-op threads (the local
+    executor uses 1, so N workers on N cores do not oversubscribe them and the numbers
+    do not depend on N: see :class:`analogsim.runner.executor.LocalExecutor`), one
     inter-op thread, transformers' bars and info logs off. Called once per worker
     (the process pool's initializer; a Ray actor's constructor)."""
     import torch  # lazy: the runner's parent process imports this module to configure

@@ -145,3 +145,6 @@ def test_make_executor_refuses_bad_forms() -> None:
     with pytest.raises(ConfigError, match="--address"):
         make_executor("local", 1, address="1.2.3.4:6379")
     assert make_executor("local", 2).workers == 2
+    # one torch thread per worker whatever the count: a reduction split over threads sums
+    # in another order, and results.csv must not depend on --workers
+    assert LocalExecutor(1).threads == LocalExecutor(2).threads == 1
