@@ -371,8 +371,12 @@ def interruption_line() -> str:
 
 # ---------------------------------------------------------------------- helpers
 def _encode(cells: Sequence[str]) -> str:
+    """One CSV line; a row with a carriage return in a cell (a generated token can be
+    ``"\\r"``) is written fully quoted, since minimal quoting with ``"\\n"`` lines
+    leaves a bare ``"\\r"`` that readers take for a line break."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
+    quoting = csv.QUOTE_ALL if any("\r" in c for c in cells) else csv.QUOTE_MINIMAL
+    csv.writer(buf, lineterminator="\n", quoting=quoting).writerow(cells)
     return buf.getvalue()
 
 

@@ -72,6 +72,25 @@ def test_floats_round_trip_exactly(tmp_path):
     assert float(read_results(tmp_path)[0]["value"]) == value
 
 
+@pytest.mark.parametrize("token", ["\r", "a\rb", "\r\n", "x\ny", 'q"r'])
+def test_text_with_line_breaks_round_trips(tmp_path, token):
+    """A generated token can be a carriage return: trace.csv and results.csv keep it
+    in its cell instead of splitting the row."""
+    write_csv(
+        tmp_path / "trace.csv",
+        [{"token": token, "step": 1}, {"token": "b", "step": 2}],
+        ["token", "step"],
+    )
+    assert read_csv(tmp_path / "trace.csv") == [
+        {"token": token, "step": "1"},
+        {"token": "b", "step": "2"},
+    ]
+    run = RunDir(tmp_path / "run", "eval", CONFIG, COLUMNS, KEYS)
+    run.write([{**POINTS[0], "metric": token, "value": 1.0}])
+    run.write([{**POINTS[1], "metric": "ok", "value": 2.0}])
+    assert [r["metric"] for r in read_results(tmp_path / "run")] == [token, "ok"]
+
+
 def test_resume_skips_done_points_and_keeps_old_rows(tmp_path):
     with RunDir(tmp_path, "eval", CONFIG, COLUMNS, KEYS) as run:
         _measure(run, POINTS[0], 0.9)
