@@ -5,6 +5,10 @@ interleaved round by round (so a busy machine slows both alike), and reports the
 median time of each and their ratio. aihwkit's pure-torch inference tile
 (``TorchInferenceRPUConfig``) runs the same model with the closest settings it
 supports. Targets are in DESIGN.md; results go to a run directory and docs/benchmarks.md.
+The io regimes are timed with both tile epilogues (``analogsim``: fused, the default;
+``analogsim-torch-epilogue``: the torch chain) and split into stages
+(:mod:`analogsim.bench.split`); ``--only decode`` times batch-1 decoding
+(:mod:`analogsim.bench.decode`).
 
 Regimes:
 * ``state``: device state only (programmed, drifted to 1 h; every tile non-ideality off)
