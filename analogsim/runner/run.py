@@ -80,6 +80,13 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _rate(t0: float, done: int) -> str:
+    """Points per hour since this session started (model preparation included), for
+    the progress bar's status: points done, points/hour and the ETA on one line."""
+    seconds = max(time.perf_counter() - t0, 1e-9)
+    return f"{done / seconds * 3600:,.0f} points/h;"
+
+
 def _table_line(exp: Experiment, res: PointResult, widths: dict[str, int]) -> str:
     c = res.point.as_dict()
     parts = [f"{_cell(c[a]):>{widths[a]}}" for a, _ in exp.axes]
@@ -161,7 +168,9 @@ def run_experiment(
                 say(_header(exp, widths))
             with progress_bar(f"{exp.name}", len(points), progress, console=con) as advance:
                 advance(len(points) - len(tasks))
+                done = 0
                 for res in ex.run(tasks):
+                    done += 1
                     if res.error is not None:
                         errors.append((res.point, res.error))
                         # always said, also without progress: the run will exit non-zero
@@ -171,7 +180,7 @@ def run_experiment(
                     coords = res.point.as_dict()
                     run.write([{**coords, **r} for r in res.rows])
                     say(_table_line(exp, res, widths))
-                    advance(1, status=res.point.label())
+                    advance(1, status=f"{_rate(t0, done)} {res.point.label()}")
         finally:
             if own:
                 ex.close()

@@ -148,3 +148,12 @@ def test_make_executor_refuses_bad_forms() -> None:
     # one torch thread per worker whatever the count: a reduction split over threads sums
     # in another order, and results.csv must not depend on --workers
     assert LocalExecutor(1).threads == LocalExecutor(2).threads == 1
+
+
+def test_progress_status_gives_points_per_hour(monkeypatch) -> None:
+    """The bar's status carries the rate so far (points/hour), beside points done and ETA."""
+    from analogsim.runner import run as run_mod
+
+    monkeypatch.setattr(run_mod.time, "perf_counter", lambda: 1800.0)
+    assert run_mod._rate(0.0, 25) == "50 points/h;"
+    assert run_mod._rate(1800.0, 0) == "0 points/h;"
