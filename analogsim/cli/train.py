@@ -144,7 +144,7 @@ def train_cmd(
         typer.Option(
             "--clip-sigma",
             help="hwa: clip weights at +-k std after each step; distill: per output "
-            "channel (default 2.5).",
+            "channel (default off).",
         ),
     ] = None,
     train_noise_scale: Annotated[

@@ -78,7 +78,9 @@ class DistillConfig:
         lora_rank: 0 = full fine-tuning of the analog layers; > 0 = LoRA of that rank.
         lora_alpha: LoRA scale numerator (``alpha / rank``).
         clip_sigma: per-channel iterative clipping at ``+-k std`` after every step;
-            ``None`` disables.
+            ``None`` (default) disables: one clip of smollm2's MLP at 2.5 std takes its
+            digital perplexity from 11 to 2.9e5, at 3.5 std to 75, at 5 std to 20 (256
+            held-out tokens), so a pre-trained LLM needs a large ``k`` or many steps.
         learn_input_range: learn a static DAC range per analog layer.
         init_steps: forwards whose ``init_alpha std(x)`` initialise the range.
         init_alpha: see ``init_steps``.
@@ -94,7 +96,7 @@ class DistillConfig:
     kl_temperature: float = 1.0
     lora_rank: int = 0
     lora_alpha: float = 16.0
-    clip_sigma: float | None = 2.5
+    clip_sigma: float | None = None
     learn_input_range: bool = True
     init_steps: int = 4
     init_alpha: float = 3.0

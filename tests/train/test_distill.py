@@ -115,7 +115,12 @@ def test_fit_clips_every_step(tok):
         base.model.transformer.h[0].mlp.c_fc.weight[5, 3] = 5.0  # Conv1D: (in, out)
     row0 = base.model.transformer.h[0].mlp.c_fc.weight[:, 3].detach().clone()
     one_clip = 2.5 * float(row0.std())
-    res = fit(base, analog_mapping("pcm", PCM_IO), _cfg(steps=3), progress=False)
+    res = fit(
+        base,
+        analog_mapping("pcm", PCM_IO),
+        _cfg(steps=3, distill=dict(clip_sigma=2.5)),
+        progress=False,
+    )
     got = float(res.model.transformer.h[0].mlp.c_fc.weight[5, 3])
     assert got < 0.9 * one_clip
     res = fit(
