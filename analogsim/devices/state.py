@@ -37,11 +37,13 @@ devices.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -340,6 +342,19 @@ def _compile_wanted(n: int, device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
+@contextlib.contextmanager
+def _quiet_build() -> Iterator[None]:
+    """A CPU-only machine's first compile logs "No CUDA runtime is found" from torch's
+    extension builder: true and of no use to a user of a CPU run, so it is held back."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _kernel(fn: Callable[..., Tensor], dev: DeviceModel, v: Variant) -> Callable[..., Tensor]:
     """``fn`` compiled for one (card, variant): its own code object, so the variants of many
     cards never share (and exhaust) one dynamo cache."""
@@ -365,7 +380,8 @@ def _run(
     sc = torch.tensor(call.scalars, dtype=x.dtype, device=x.device)
     if _compile_wanted(x.numel(), x.device):
         try:
-            return _kernel(fn, dev, call.variant)(x, *extra, keys, sc)
+            with _quiet_build():
+                return _kernel(fn, dev, call.variant)(x, *extra, keys, sc)
         except Exception as err:  # no C++ compiler, an inductor bug: the eager pass is exact too
             _COMPILE_BROKEN.append(repr(err))
             warnings.warn(

@@ -27,11 +27,13 @@ def examples() -> list[tuple[str, list[str]]]:
     """``(command line, output lines)`` of each documented command with output."""
     found: list[tuple[str, list[str]]] = []
     for block in re.findall(r"```\n(.*?)```", DOC.read_text(), flags=re.S):
+        current: list[str] | None = None  # output belongs to a command of its own block
         for line in block.splitlines():
             if line.startswith("$ analogsim "):
-                found.append((line[2:].split("  #")[0].strip(), []))
-            elif found and line.strip():
-                found[-1][1].append(line)
+                current = []
+                found.append((line[2:].split("  #")[0].strip(), current))
+            elif current is not None and line.strip():
+                current.append(line)
     return [(cmd, out) for cmd, out in found if out and _checkable(cmd, out)]
 
 
