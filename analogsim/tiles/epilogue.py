@@ -193,7 +193,11 @@ void analogsim_epilogue(const float *parts, const void *var, int var_kind, float
 }
 """
 
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC"]
+# Linked in a second step without the math flags: gcc before 13 links crtfastmath.o into
+# a shared library built with -ffast-math, which sets flush-to-zero for the whole process
+# on load (every later float op of the user's program would lose subnormals).
+_LINK = ["-shared"]
 _LOCK = threading.Lock()
 _LIB: Any = None
 _DAC: Any = None
@@ -224,22 +228,21 @@ def _build() -> Any:
     if cc is None:
         raise RuntimeError("no C compiler (cc or gcc) on PATH")
     tag = hashlib.sha256(
-        "\0".join([_SOURCE, cc, " ".join(_FLAGS), _cpu_flags()]).encode()
+        "\0".join([_SOURCE, cc, " ".join(_FLAGS), " ".join(_LINK), _cpu_flags()]).encode()
     ).hexdigest()[:16]
     lib_path = _kernel_dir() / f"epilogue-{tag}.so"
     if not lib_path.exists():
         with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
             src = Path(tmp) / "epilogue.c"
             src.write_text(_SOURCE)
-            tmp_lib = Path(tmp) / "epilogue.so"
-            res = subprocess.run(
-                [cc, *_FLAGS, "-o", str(tmp_lib), str(src), "-lm"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if res.returncode != 0:
-                raise RuntimeError(f"building the epilogue kernel failed: {res.stderr[-500:]}")
+            tmp_obj, tmp_lib = Path(tmp) / "epilogue.o", Path(tmp) / "epilogue.so"
+            for step in (
+                [cc, *_FLAGS, "-c", "-o", str(tmp_obj), str(src)],
+                [cc, *_LINK, "-o", str(tmp_lib), str(tmp_obj), "-lm"],
+            ):
+                res = subprocess.run(step, capture_output=True, text=True, timeout=120)
+                if res.returncode != 0:
+                    raise RuntimeError(f"building the epilogue kernel failed: {res.stderr[-500:]}")
             os.replace(tmp_lib, lib_path)  # atomic: concurrent builders agree
     lib = ctypes.CDLL(str(lib_path))
     fn = lib.analogsim_epilogue

@@ -335,3 +335,19 @@ def test_kernel_dac_gives_the_torch_codes() -> None:
     ref, ref_alpha, _ = io.dac_codes(x, plan)
     assert torch.equal(codes, ref) and torch.equal(alpha, ref_alpha)
     assert alpha[4].item() == pytest.approx(1e-30) and not codes[4].any()
+
+
+def test_loading_the_kernel_keeps_subnormals_in_this_process() -> None:
+    """The kernel is compiled with fast-math but linked without it: loading it must not
+    switch the process to flush-to-zero (gcc < 13 links crtfastmath.o into a -ffast-math
+    shared library, which did, and broke every later float op that needs subnormals)."""
+    code = (
+        "from analogsim.tiles import epilogue as ep\n"
+        "assert ep.available(), 'kernel not built'\n"
+        "tiny = 2.2250738585072014e-308\n"
+        "print(tiny / 4 != 0.0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if "kernel not built" in out.stderr:
+        pytest.skip("no C compiler: the fused kernel is not built here")
+    assert out.stdout.strip() == "True", out.stderr[-500:]
