@@ -31,6 +31,7 @@ from analogsim.models.tiny_gpt2 import train_tokenizer
 from analogsim.progress import quiet_transformers
 from tests.conftest import make_gpt2
 from tests.reliability.harness import ENV, command, count_tracebacks
+from tests.runner.conftest import sweep_config
 
 # a pipe, an 80-column terminal width for the bars, no network for hub names
 PIPE_ENV = {"COLUMNS": "80", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -98,6 +99,26 @@ def _args(name: str, out: Path, gpt2: Path, checkpoint: Path | None) -> list[Any
         "stream": ["stream", "digits-mlp", *chip, "--inputs", "10", "--out", out],
         "train": ["train", "digits-mlp", *chip, "--method", "plain", "--epochs", "1", "--out", out],
         "robustness": ["robustness", checkpoint, "--times", "1h", "--seeds", "1", "--out", out],
+        "export": ["export", "digits-mlp", "--to", "aihwkit", "--out", out],
+        # an aihwkit state dict written by export (the test exports first)
+        "import": [
+            "import",
+            Path(out) / "exported" / "state_dict.pt",
+            "--model",
+            "digits-mlp",
+            "--out",
+            out / "ckpt",
+        ],
+        "run": [
+            "run",
+            Path(out) / "exp.toml",
+            "--model",
+            gpt2,
+            "--workers",
+            "1",
+            "--out",
+            out / "run",
+        ],
     }[name] + ["--json"]
 
 
@@ -110,7 +131,7 @@ def _walk(x: Any, path: str = "") -> list[tuple[str, Any]]:
     return [(path, x)]
 
 
-TEXT_KEYS = ("name", "tied_to", "text", "prompt", "run_dir", "checkpoint")
+TEXT_KEYS = ("name", "tied_to", "text", "prompt", "run_dir", "checkpoint", "analog_layers_read")
 """Keys whose values are text even when they look like numbers (layer "0", generated text)."""
 NUMERIC_KEYS = ("time_s", "temperature_K", "mean", "std", "value", "digital", "sigma")
 
@@ -132,10 +153,13 @@ def test_the_list_of_json_commands_is_complete():
             "device show",
             "devices",
             "eval",
+            "export",
             "generate",
+            "import",
             "map",
             "robustness",
             "roles",
+            "run",
             "stream",
             "sweep",
             "train",
@@ -152,13 +176,19 @@ def test_json_stdout_is_one_json_document(name, cli_cache, gpt2_folder, train_ru
     else:
         out = tmp_path / "run"
         checkpoint = train_run[1] / "checkpoint"
+        if name == "import":  # a state dict to read back: export one
+            exported = _run(_args("export", out / "exported", gpt2_folder, None), cli_cache)
+            assert exported.returncode == 0, exported.stderr
+        if name == "run":  # the smallest experiment: one role, two sigmas, one seed
+            out.mkdir(parents=True)
+            (out / "exp.toml").write_text(sweep_config(str(gpt2_folder), "[0.0, 0.05]", 1))
         done = _run(_args(name, out, gpt2_folder, checkpoint), cli_cache)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)  # exactly one document: no bar, no note, no text
     assert doc not in (None, [], {})
     assert "Traceback" not in done.stderr
     for path, value in _walk(doc):
-        key = path.rsplit(".", 1)[-1]
+        key = path.rsplit(".", 1)[-1].split("[")[0]  # a list item: its list's key
         if isinstance(value, str) and key not in TEXT_KEYS:
             # a number written as text is a bug; inf and nan are the documented strings
             try:
