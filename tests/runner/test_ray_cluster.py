@@ -141,8 +141,13 @@ def test_ray_cluster_loses_a_node_and_no_point(tmp_path: Path) -> None:
     assert all(ok for _, _, ok in summary["results"])
     # its point in flight ran again elsewhere: on an actor Ray restarted (a new process)
     # or resubmitted by the executor
-    workers = {w for _, w, _ in summary["results"]}
-    assert len(workers) >= 3 or summary["resubmitted"] + summary["backups"] >= 1, summary
+    # (the victim's actor may not have finished a point before the removal, so what
+    # shows is a worker process that first appears after it)
+    before = {w for _, w, _ in summary["results"][: summary["removed_after"]]}
+    after = {w for _, w, _ in summary["results"][summary["removed_after"] :]}
+    workers = before | after
+    rerun = len(workers) >= 3 or bool(after - before)
+    assert rerun or summary["resubmitted"] + summary["backups"] >= 1, summary
     # written once each, and the same numbers as in this process
     assert summary["done"] == inline["points"] and summary["failed"] == 0
     assert (out / "results.csv").read_bytes() == (tmp_path / "inline" / "results.csv").read_bytes()
