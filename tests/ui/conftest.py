@@ -139,7 +139,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
 def ui_browser() -> Iterator[object]:
     """Headless Chromium from the system package (``apt-get install chromium``)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)")
+        pytest.skip(
+            f"no {CHROMIUM}: install it with `apt-get install -y chromium` (make test does)"
+        )
     from playwright.sync_api import sync_playwright  # lazy: only when Chromium is there
 
     with sync_playwright() as p:
