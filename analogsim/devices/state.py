@@ -355,6 +355,24 @@ def _quiet_build() -> Iterator[None]:
         log.setLevel(level)
 
 
+@contextlib.contextmanager
+def _parallel_codegen() -> Iterator[None]:
+    """Compile the pass as inductor's OpenMP loop even when torch runs one thread.
+
+    With one torch thread (``torch.set_num_threads(1)``, as in the runner's worker
+    processes) inductor emits a serial C++ loop for this kernel, and that loop returns wrong
+    values (65,020 of 65,536 weights of a tiny-gpt2 MLP layer differed from the eager pass,
+    some not finite, different from run to run; torch 2.14.1, AVX-512 CPU). The
+    OpenMP form of the same kernel agrees with the eager pass to float rounding at any
+    thread count, so the kernel is always generated in that form, for at least two
+    threads (``tests/devices/test_state_threads.py``).
+    """
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch({"cpp.threads": max(2, torch.get_num_threads())}):
+        yield
+
+
 def _kernel(fn: Callable[..., Tensor], dev: DeviceModel, v: Variant) -> Callable[..., Tensor]:
     """``fn`` compiled for one (card, variant): its own code object, so the variants of many
     cards never share (and exhaust) one dynamo cache."""
@@ -367,7 +385,8 @@ def _kernel(fn: Callable[..., Tensor], dev: DeviceModel, v: Variant) -> Callable
         compiled = torch.compile(fresh, dynamic=True)
 
         def k(*args: Any) -> Tensor:
-            return compiled(dev, v, *args)
+            with _parallel_codegen():
+                return compiled(dev, v, *args)
 
         _KERNELS[key] = k
     return k
