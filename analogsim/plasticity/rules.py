@@ -38,6 +38,8 @@ through the device update model. ``mean_n`` is the mean over the ``N`` positions
   ``E = -mean_n <y0_n, s h_n B> + lam/2 (||A||^2 + ||B||^2)``, which rewards an adapter
   output aligned with what the layer computes): ``dA = s x^T (y0 B^T) / N - lam A``,
   ``dB = s h^T y0 / N - lam B``.
+* **placebo** (a control, not a learning rule): random directions with the Frobenius norms
+  of hebbian's ``dA`` and ``dB``: as much is written, with no signal in it.
 
 Users add a rule without editing analogsim:
 
@@ -199,6 +201,27 @@ def energy(sig: Signals, state: dict[str, Any], params: dict[str, Any]) -> tuple
     d_a = sig.scale * sig.x.T @ (sig.y0 @ sig.B.T) / n - lam * sig.A  # (d_in, r)
     d_b = sig.scale * sig.h.T @ sig.y0 / n - lam * sig.B  # (r, d_out)
     return d_a, d_b
+
+
+@register_rule(
+    "placebo", description="control: random directions with the Frobenius norms of hebbian's"
+)
+def placebo(sig: Signals, state: dict[str, Any], params: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """The study's control, no learning signal: ``dA (d_in, r)`` and ``dB (r, d_out)`` with
+    independent standard-normal entries (a fresh draw per update from the adapter's own
+    generator, seeded by the session through ``state["_seed"]``), each scaled to the
+    Frobenius norm of hebbian's direction at this step, so the same amount is written as
+    a Hebbian rule would write, in a random direction."""
+    ha, hb = hebbian(sig, state, params)
+    gen = state.get("gen")
+    if gen is None:
+        gen = torch.Generator().manual_seed(int(state.get("_seed", 0)))
+        state["gen"] = gen
+    ra = torch.randn(tuple(ha.shape), generator=gen, dtype=ha.dtype).to(ha.device)
+    rb = torch.randn(tuple(hb.shape), generator=gen, dtype=hb.dtype).to(hb.device)
+    return ra * (ha.norm() / ra.norm().clamp_min(1e-30)), rb * (
+        hb.norm() / rb.norm().clamp_min(1e-30)
+    )
 
 
 def check_direction(t: Tensor, like: Tensor, rule: str, which: str) -> Tensor:

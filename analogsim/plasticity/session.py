@@ -231,7 +231,10 @@ class PlasticSession:
             ad._draw_nu(a)
             ad._draw_nu(b)
             ad.v = torch.ones(t.d_out) / math.sqrt(t.d_out)
-            ad.state = {name: {} for name in config.rules}
+            ad.state = {  # a rule's own seed (placebo's draws), per rule and adapter
+                name: {"_seed": derive_seed(self.seed, "plasticity-rule", name, t.name)}
+                for name in config.rules
+            }
             self.adapters.append(ad)
         self.records: list[dict[str, Any]] = []
         self.forwards = 0

@@ -160,3 +160,26 @@ def test_user_rule_registers_without_editing_analogsim():
         RULES.pop("test_anti_hebbian")
     with pytest.raises(ConfigError, match="unknown plasticity rule"):
         plasticity_config("test_anti_hebbian")
+
+
+def test_placebo_writes_hebbians_amount_in_a_random_direction() -> None:
+    from analogsim.plasticity.rules import placebo
+
+    s = _signals()
+    ha, hb = hebbian(s, {}, {})
+    first = placebo(s, {"_seed": 3}, {})
+    again = placebo(s, {"_seed": 3}, {})
+    other = placebo(s, {"_seed": 4}, {})
+    for d, h in zip(first, (ha, hb), strict=True):
+        assert d.shape == h.shape
+        torch.testing.assert_close(d.norm(), h.norm())
+        # unrelated to the Hebbian direction: |cos| of two random directions in D
+        # dimensions is about 1/sqrt(D); 6/sqrt(D) is never reached by chance here
+        cos = float((d * h).sum() / (d.norm() * h.norm()))
+        assert abs(cos) < 6.0 / h.numel() ** 0.5
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a, b)  # same seed, same draws
+    assert not torch.allclose(first[0], other[0])
+    state: dict = {"_seed": 3}
+    one, two = placebo(s, state, {})[0], placebo(s, state, {})[0]
+    assert not torch.allclose(one, two)  # a fresh draw per update
