@@ -51,7 +51,7 @@ from analogsim.mapping.convert import convert
 from analogsim.mapping.rules import load_mapping, mapping_from_dict, mapping_paths, resolve_plan
 from analogsim.metrics.language import generate_samples
 from analogsim.models import load_model
-from analogsim.models.base import LoadedModel
+from analogsim.models.base import LoadedModel, prompt_ids
 from analogsim.models.quality import quality_metric
 from analogsim.progress import progress_bar
 from analogsim.report.train_plots import plot_robustness_sigma, plot_robustness_time
@@ -695,8 +695,11 @@ def rtn_quantize(
 
 
 def _answers(model: torch.nn.Module, loaded: LoadedModel, questions: Sequence[Any]) -> list[str]:
-    prompts = [q + QA_INSTRUCTION for q, _ in questions]
-    return generate_samples(model, loaded.tokenizer, prompts, QA_NEW_TOKENS)
+    """Greedy answers to ``questions``, each asked as a user message through the chat
+    template when the tokenizer has one (raw text otherwise)."""
+    tok = loaded.tokenizer
+    prompts = [prompt_ids(tok, q + QA_INSTRUCTION).tolist() for q, _ in questions]
+    return generate_samples(model, tok, prompts, QA_NEW_TOKENS)
 
 
 def lm_robustness(

@@ -294,3 +294,34 @@ def test_lm_robustness_compares_trained_off_the_shelf_and_rtn(tok, tmp_path, mon
     with RunDir(tmp_path / "rob", "robustness", {}, cols, keys) as run:  # resume: nothing new
         again = rob.lm_robustness(ck, mapping, "pcm", [3600.0], [300.0, 358.15], 2, run=run, **kw)
     assert len(again["rows"]) == n_rows
+
+
+def test_questions_are_asked_through_the_chat_template(monkeypatch):
+    """An instruct model is asked each question as a user message (its chat template),
+    not as raw text to continue: the prompt ids are the template's."""
+    from analogsim.models.base import prompt_ids
+
+    class ChatTok:
+        chat_template = "{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}<a>"
+        eos_token_id = 0
+        pad_token_id = 0
+
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+            return "".join(f"<u>{m['content']}</u>" for m in messages) + "<a>"
+
+        def __call__(self, text, add_special_tokens=True, return_tensors=None):
+            return {"input_ids": torch.tensor([[ord(c) for c in text]])}
+
+    seen: list = []
+
+    def fake_generate(model, tokenizer, prompts, n):
+        seen.extend(prompts)
+        return ["Paris"] * len(prompts)
+
+    monkeypatch.setattr(rob, "generate_samples", fake_generate)
+    loaded = LoadedModel("chat", "causal-lm", torch.nn.Linear(1, 1), ChatTok(), None)
+    q = (("What is the capital of France?", ("paris",)),)
+    assert rob._answers(loaded.model, loaded, q) == ["Paris"]
+    want = prompt_ids(ChatTok(), "What is the capital of France?" + rob.QA_INSTRUCTION)
+    assert seen == [want.tolist()]
+    assert "".join(chr(c) for c in seen[0]).startswith("<u>What is the capital")
