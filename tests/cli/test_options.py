@@ -25,6 +25,7 @@ from analogsim.studies.robustness import robustness
 from analogsim.studies.stream import StreamOptions
 from analogsim.studies.sweep import run_sweep
 from analogsim.train import HWAConfig, LearnedNoiseConfig, TrainConfig
+from analogsim.train.distill import DistillConfig
 from analogsim.units import (
     parse_range,
     parse_temperature,
@@ -184,6 +185,7 @@ CASES: list[Case] = [
         {"lr"},  # --lr is the weights' learning rate (TrainConfig's)
         set(),
     ),
+    (("train",), DistillConfig, {}, set(), set()),
 ]
 
 
