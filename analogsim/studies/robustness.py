@@ -618,7 +618,7 @@ facts a 135M instruct model knows. Each is asked through the chat template with
 :data:`QA_INSTRUCTION` appended."""
 
 QA_INSTRUCTION = " Answer with one word."
-QA_NEW_TOKENS = 8
+QA_NEW_TOKENS = 16
 LM_COLUMNS = ["model", "axis", "seed", "time_s", "temperature_K", "metric", "value", "text"]
 LM_KEYS = ["model", "axis", "seed", "time_s", "temperature_K", "metric"]
 TRAINED, OFF_THE_SHELF = "trained", "off-the-shelf"
