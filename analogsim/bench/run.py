@@ -436,7 +436,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-ONLY = ("smollm2", "decode")
+ONLY = ("smollm2", "decode", "runner")
 """Benchmarks run alone with ``only=`` (``analogsim bench --only NAME``)."""
 
 
@@ -453,6 +453,10 @@ def run_benchmarks(
     if only is not None:
         if only not in ONLY:
             raise ConfigError("unknown benchmark", key="only", value=only, allowed=", ".join(ONLY))
+        if only == "runner":  # its own run directory and columns (points/hour per worker count)
+            from analogsim.bench.runner import run_runner_bench
+
+            return run_runner_bench(out, quick=quick, console=console)
         config = {"quick": quick, "only": only, **machine()}
         with RunDir(out, "bench", config, BENCH_COLUMNS, ["case", "regime", "engine"]) as run:
             if not run.rows:

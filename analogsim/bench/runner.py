@@ -82,8 +82,10 @@ def run_runner_bench(
     quick: bool = False,
     cases: Sequence[str] | None = None,
     points: int | None = None,
-) -> list[dict[str, Any]]:
-    """Every case with 1 and 2 workers; rows also in ``out``'s results.csv."""
+    console: Any = None,
+) -> Path:
+    """Every case with 1 and 2 workers; rows in ``out``'s results.csv (printed as they come,
+    and as a table on ``console``); returns the run directory."""
     names = list(cases or (["tiny-gpt2 noise point"] if quick else CASES))
     points = points or (6 if quick else 12)
     rows: list[dict[str, Any]] = []
@@ -104,7 +106,18 @@ def run_runner_bench(
                     f"{r['points_per_hour']:8.0f} points/h  x{r['ratio']:.2f}",
                     flush=True,
                 )
-    return rows
+        if console is not None:
+            from rich.table import Table
+
+            table = Table(title="analogsim run: points/hour by worker count")
+            for col in COLUMNS:
+                table.add_column(col)
+            for r in rows:
+                table.add_row(
+                    *(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS)
+                )
+            console.print(table)
+    return run.path
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -22,8 +22,9 @@ def bench_cmd(
         str | None,
         typer.Option(
             "--only",
-            help="Run one benchmark alone: smollm2 (a sweep point and clocked generation "
-            "on SmolLM2-135M).",
+            help="Run one benchmark alone: smollm2 (a sweep point, device state and clocked "
+            "generation on SmolLM2-135M); decode (batch-1 decoding with io tiles); runner "
+            "(analogsim run's points/hour with 1 and 2 workers).",
         ),
     ] = None,
 ) -> None:
